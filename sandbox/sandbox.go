@@ -1,0 +1,80 @@
+// Package sandbox compiles connector scripts (ES modules) once and runs their default
+// export on pooled goja runtimes, with plain Go values in and out.
+//
+// It is the only package that imports goja and esbuild. Nothing here knows about
+// connectors, stores or HTTP routes: callers hand in a compiled Script, an argument made of
+// plain Go values (map[string]any, []any, string, float64, bool, nil, json.RawMessage) and,
+// for scripts that may call the app's API, an *API describing where apiClient points.
+//
+// Ownership: a Script is immutable and safe for concurrent use. A Pool owns its runtimes; a
+// runtime is used by one goroutine at a time, for one call, and is reset (interrupt cleared)
+// before it goes back to the pool. Every call runs under a deadline; the runtime is
+// interrupted when it passes, and host calls (apiClient) are cancelled with it.
+package sandbox
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Problem is one thing wrong with a script, located in the author's original file.
+type Problem struct {
+	File    string
+	Line    int // 1-based; 0 when unknown
+	Column  int // 1-based; 0 when unknown
+	Message string
+}
+
+// String formats the problem as "file:line: message" (the form every loader error takes).
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Message)
+}
+
+// CompileError lists every problem found while compiling one script.
+type CompileError struct {
+	Problems []Problem
+}
+
+func (e *CompileError) Error() string {
+	if len(e.Problems) == 0 {
+		return "compiling script: unknown problem"
+	}
+	s := e.Problems[0].String()
+	for _, p := range e.Problems[1:] {
+		s += "\n" + p.String()
+	}
+	return s
+}
+
+// Limits bound one call. Zero values take the defaults.
+type Limits struct {
+	Timeout          time.Duration // deadline of one call; default 5s
+	MaxCallStackSize int           // JavaScript call depth; default 1000
+}
+
+// Config configures a Pool.
+type Config struct {
+	Limits
+	Size   int          // runtimes kept idle at most; default GOMAXPROCS
+	Logger *slog.Logger // console.* goes here; nil discards
+}
+
+// API is what apiClient talks to during one call: the connector's API base URL with the
+// connection's credentials already resolved into headers and query parameters.
+type API struct {
+	BaseURL *url.URL
+	Header  http.Header  // attached to every request (e.g. Authorization)
+	Query   url.Values   // attached to every request (e.g. api_key)
+	Client  *http.Client // the caller decides timeouts and which addresses may be dialled
+}
+
+// Env is what one call may reach outside the runtime.
+type Env struct {
+	API *API // nil: apiClient rejects every call
+}
