@@ -1,9 +1,175 @@
 package sandbox
 
-import "github.com/dop251/goja"
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/dop251/goja"
+	nodeerrors "github.com/dop251/goja_nodejs/errors"
+	"github.com/dop251/goja_nodejs/url"
+)
+
+// The library is what a script sees besides the ECMAScript built-ins and the core's
+// console and apiClient: Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, atob,
+// btoa, crypto and webhooks (LIBRARY.md documents it for connector authors).
+//
+// Security boundary: nothing installed here reaches the host. There is no require,
+// process or global; the goja_nodejs modules are instantiated by calling their loaders
+// directly, so no module registry is ever reachable from JavaScript. The only host
+// resources used are the clock (webhooks' replay windows, as Date already exposes) and
+// crypto/rand.
+//
+// Every value is created per runtime and holds no state shared with other runtimes, so a
+// runtime may be pooled and reused; what a script changes on these objects stays on that
+// runtime, like any other global it changes.
 
 // installLibrary installs the library globals on a fresh runtime and returns what the
 // allowed imports resolve to: "crypto", "node:crypto", "buffer", "node:buffer".
 func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error) {
-	return map[string]goja.Value{}, nil
+	// The goja_nodejs loaders and goja itself report failures by panicking with a
+	// JavaScript value; on a fresh runtime that is a bug, but it must not take the host down.
+	defer func() {
+		if r := recover(); r != nil {
+			modules, err = nil, fmt.Errorf("installing script library: %v", r)
+		}
+	}()
+
+	l, err := newLibrary(vm)
+	if err != nil {
+		return nil, fmt.Errorf("installing script library: %w", err)
+	}
+
+	bufferCtor, err := l.installBuffer()
+	if err != nil {
+		return nil, fmt.Errorf("installing Buffer: %w", err)
+	}
+	urlExports := loadNodeModule(vm, url.Require)
+
+	atob, btoa := vm.ToValue(l.atob), vm.ToValue(l.btoa)
+	crypto := l.newCrypto()
+	globals := []struct {
+		name  string
+		value goja.Value
+	}{
+		{"Buffer", bufferCtor},
+		{"URL", urlExports.Get("URL")},
+		{"URLSearchParams", urlExports.Get("URLSearchParams")},
+		{"TextEncoder", l.newTextEncoder()},
+		{"TextDecoder", l.newTextDecoder()},
+		{"atob", atob},
+		{"btoa", btoa},
+		{"crypto", crypto},
+		{"webhooks", l.newWebhooks()},
+	}
+	for _, g := range globals {
+		// Node's globals are writable, configurable and not enumerable; so are these.
+		if err := vm.GlobalObject().DefineDataProperty(g.name, g.value, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+			return nil, fmt.Errorf("defining global %s: %w", g.name, err)
+		}
+	}
+
+	bufferModule := vm.NewObject()
+	for name, v := range map[string]goja.Value{"Buffer": bufferCtor, "atob": atob, "btoa": btoa} {
+		if err := bufferModule.Set(name, v); err != nil {
+			return nil, fmt.Errorf("building module buffer: %w", err)
+		}
+	}
+	// esbuild turns imports into require() wrapped in __toESM, which, for an object
+	// without __esModule, exposes the named members and the whole object as default; so
+	// the plain objects serve both `import crypto from` and `import { createHmac } from`.
+	return map[string]goja.Value{
+		"crypto":      crypto,
+		"node:crypto": crypto,
+		"buffer":      bufferModule,
+		"node:buffer": bufferModule,
+	}, nil
+}
+
+// jsLibrary holds what the installers share on one runtime: built-ins captured at install
+// time, so that a script replacing a global (ArrayBuffer.isView, Uint8Array) cannot change
+// how the library reads its arguments.
+type jsLibrary struct {
+	vm         *goja.Runtime
+	uint8Array goja.Constructor
+	isView     goja.Callable
+	wrapBytes  func([]byte) *goja.Object // makes a Buffer; set by installBuffer
+}
+
+func newLibrary(vm *goja.Runtime) (*jsLibrary, error) {
+	u8, ok := goja.AssertConstructor(vm.Get("Uint8Array"))
+	if !ok {
+		return nil, fmt.Errorf("finding Uint8Array: not a constructor")
+	}
+	ab := vm.Get("ArrayBuffer")
+	if ab == nil {
+		return nil, fmt.Errorf("finding ArrayBuffer: missing")
+	}
+	isView, ok := goja.AssertFunction(ab.ToObject(vm).Get("isView"))
+	if !ok {
+		return nil, fmt.Errorf("finding ArrayBuffer.isView: not a function")
+	}
+	return &jsLibrary{vm: vm, uint8Array: u8, isView: isView}, nil
+}
+
+// loadNodeModule runs a goja_nodejs module loader against a fresh module object and
+// returns its exports, without a require registry.
+func loadNodeModule(vm *goja.Runtime, load func(*goja.Runtime, *goja.Object)) *goja.Object {
+	module := vm.NewObject()
+	exports := vm.NewObject()
+	_ = module.Set("exports", exports) // cannot fail on a fresh ordinary object
+	load(vm, module)
+	return module.Get("exports").ToObject(vm)
+}
+
+var typeArrayBuffer = reflect.TypeFor[goja.ArrayBuffer]()
+
+// bytesOf returns the bytes an ArrayBuffer, typed array, DataView or Buffer views. The
+// slice aliases the JavaScript memory: callers read it immediately or copy it.
+func (l *jsLibrary) bytesOf(v goja.Value) ([]byte, bool) {
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return nil, false
+	}
+	if o.ExportType() == typeArrayBuffer {
+		return o.Export().(goja.ArrayBuffer).Bytes(), true
+	}
+	isView, err := l.isView(goja.Undefined(), o)
+	if err != nil || !isView.ToBoolean() {
+		return nil, false
+	}
+	var b []byte
+	if err := l.vm.ExportTo(o, &b); err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// dataArg returns the bytes of a string (encoded with enc, UTF-8 when undefined) or of a
+// binary value, the way Node's crypto and Buffer functions accept data. It throws a
+// TypeError for anything else, naming the argument.
+func (l *jsLibrary) dataArg(v, enc goja.Value, name string) []byte {
+	if goja.IsString(v) {
+		return encodeString(v, l.encodingArg(enc, encUTF8))
+	}
+	if b, ok := l.bytesOf(v); ok {
+		return b
+	}
+	panic(nodeerrors.NewTypeError(l.vm, nodeerrors.ErrCodeInvalidArgType,
+		"The %q argument must be of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer", name))
+}
+
+// newUint8Array returns a Uint8Array (not a Buffer) over b, which it takes ownership of.
+func (l *jsLibrary) newUint8Array(b []byte) *goja.Object {
+	o, err := l.uint8Array(nil, l.vm.ToValue(l.vm.NewArrayBuffer(b)))
+	if err != nil {
+		panic(err)
+	}
+	return o
+}
+
+// setMethods sets Go functions as methods of o.
+func setMethods(o *goja.Object, methods map[string]any) {
+	for name, fn := range methods {
+		_ = o.Set(name, fn) // ordinary objects built here: Set cannot fail
+	}
 }
