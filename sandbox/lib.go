@@ -2,11 +2,12 @@ package sandbox
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
 
 	"github.com/dop251/goja"
 	nodeerrors "github.com/dop251/goja_nodejs/errors"
-	"github.com/dop251/goja_nodejs/url"
+	nodeurl "github.com/dop251/goja_nodejs/url"
 )
 
 // The library is what a script sees besides the ECMAScript built-ins and the core's
@@ -43,7 +44,7 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 	if err != nil {
 		return nil, fmt.Errorf("installing Buffer: %w", err)
 	}
-	urlExports := loadNodeModule(vm, url.Require)
+	urlExports := loadNodeModule(vm, nodeurl.Require)
 
 	atob, btoa := vm.ToValue(l.atob), vm.ToValue(l.btoa)
 	crypto := l.newCrypto()
@@ -52,7 +53,7 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 		value goja.Value
 	}{
 		{"Buffer", bufferCtor},
-		{"URL", urlExports.Get("URL")},
+		{"URL", l.wrapURL(urlExports.Get("URL").ToObject(vm))},
 		{"URLSearchParams", urlExports.Get("URLSearchParams")},
 		{"TextEncoder", l.newTextEncoder()},
 		{"TextDecoder", l.newTextDecoder()},
@@ -172,4 +173,46 @@ func setMethods(o *goja.Object, methods map[string]any) {
 	for name, fn := range methods {
 		_ = o.Set(name, fn) // ordinary objects built here: Set cannot fail
 	}
+}
+
+// wrapURL returns a URL constructor that resolves new URL(input, base) with net/url's RFC
+// 3986 reference resolution before handing goja_nodejs's constructor an absolute URL: that
+// constructor cleans both paths before resolving, so "c" against "https://e.com/a/b/"
+// came out as "https://e.com/c". Instances keep the original prototype (instanceof URL
+// holds).
+func (l *jsLibrary) wrapURL(native *goja.Object) *goja.Object {
+	vm := l.vm
+	construct, ok := goja.AssertConstructor(native)
+	if !ok {
+		return native
+	}
+	w := vm.ToValue(func(call goja.ConstructorCall) *goja.Object {
+		args := call.Arguments
+		if len(args) > 1 && !goja.IsUndefined(args[1]) {
+			if abs, ok := resolveURL(args[0].String(), args[1].String()); ok {
+				args = []goja.Value{vm.ToValue(abs)}
+			}
+		}
+		o, err := construct(nil, args...)
+		if err != nil {
+			panic(err)
+		}
+		return o
+	}).ToObject(vm)
+	_ = w.DefineDataProperty("prototype", native.Get("prototype"), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+	return w
+}
+
+// resolveURL resolves ref against an absolute base; false when either does not parse, so
+// the caller lets the original constructor report the error.
+func resolveURL(ref, base string) (string, bool) {
+	b, err := url.Parse(base)
+	if err != nil || !b.IsAbs() {
+		return "", false
+	}
+	r, err := url.Parse(ref)
+	if err != nil {
+		return "", false
+	}
+	return b.ResolveReference(r).String(), true
 }

@@ -259,11 +259,9 @@ func (l *jsLibrary) atob(call goja.FunctionCall) goja.Value {
 // domException returns an Error named like the DOMException a browser or Node would throw
 // (scripts test err.name).
 func (l *jsLibrary) domException(name, message string) *goja.Object {
-	e := l.vm.NewGoError(nil)
-	if ctor, ok := goja.AssertConstructor(l.vm.Get("Error")); ok {
-		if o, err := ctor(nil, l.vm.ToValue(message)); err == nil {
-			e = o
-		}
+	e := nodeerrors.NewError(l.vm, nil, name, "%s", message)
+	if e == nil { // the script deleted the global Error
+		e = l.vm.NewTypeError(message)
 	}
 	_ = e.Set("name", name)
 	return e
