@@ -6,10 +6,29 @@
 // plain Go values (map[string]any, []any, string, float64, bool, nil, json.RawMessage) and,
 // for scripts that may call the app's API, an *API describing where apiClient points.
 //
+// Compiling: esbuild bundles the module once, at load, into a CommonJS function with an
+// inline source map, and goja compiles that once; every position a script error or stack
+// trace reports is the author's original file:line. The only imports are the Node
+// built-ins "crypto", "node:crypto", "buffer" and "node:buffer"; anything else, a syntax
+// error, or a default export that is not a function is a *CompileError.
+//
+// Values: arguments become native JavaScript objects and arrays (Go map keys in sorted
+// order, json.RawMessage keys in document order); results come back the way JSON.stringify
+// would see them: map[string]any, []any, string, float64, bool and nil, with undefined,
+// functions and symbols dropped from objects (null in arrays), Dates as RFC 3339 strings
+// and toJSON honoured.
+//
 // Ownership: a Script is immutable and safe for concurrent use. A Pool owns its runtimes; a
 // runtime is used by one goroutine at a time, for one call, and is reset (interrupt cleared)
-// before it goes back to the pool. Every call runs under a deadline; the runtime is
-// interrupted when it passes, and host calls (apiClient) are cancelled with it.
+// before it goes back to the pool. The module is evaluated once per runtime, so top-level
+// state lives as long as the runtime, never across runtimes. Every call runs under a
+// deadline; the runtime is interrupted when it passes, and host calls (apiClient) are
+// cancelled with it. A runtime that was interrupted or overflowed its stack is discarded.
+//
+// Asynchrony: a call that returns a promise is awaited by a small event loop on the
+// calling goroutine. Host work (apiClient HTTP requests) runs on its own goroutines and
+// hands its outcome back to that loop, which settles the promise on the runtime's
+// goroutine; goja itself is never touched from two goroutines.
 package sandbox
 
 import (
@@ -76,5 +95,37 @@ type API struct {
 
 // Env is what one call may reach outside the runtime.
 type Env struct {
-	API *API // nil: apiClient rejects every call
+	// API, when set and the call's argument is a map, puts an apiClient object into the
+	// argument ({apiClient, parameters, ...}) whose requests go to API.BaseURL's host only.
+	// nil: the argument carries no apiClient.
+	API *API
+}
+
+// Reasons a call fails, as found in ScriptError.Reason.
+const (
+	ReasonException     = "exception"         // a throw or a rejected promise
+	ReasonTimeout       = "timeout"           // the call ran past its deadline
+	ReasonCanceled      = "canceled"          // the caller's context was canceled
+	ReasonStackOverflow = "stack overflow"    // the call stack passed Limits.MaxCallStackSize
+	ReasonUnsettled     = "unsettled promise" // the returned promise can never settle
+	ReasonInvalidResult = "invalid result"    // the result cannot be made into plain values
+)
+
+const (
+	defaultTimeout          = 5 * time.Second
+	defaultMaxCallStackSize = 1000
+)
+
+func (l Limits) timeout() time.Duration {
+	if l.Timeout <= 0 {
+		return defaultTimeout
+	}
+	return l.Timeout
+}
+
+func (l Limits) maxCallStackSize() int {
+	if l.MaxCallStackSize <= 0 {
+		return defaultMaxCallStackSize
+	}
+	return l.MaxCallStackSize
 }

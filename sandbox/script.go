@@ -3,19 +3,168 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/dop251/goja/file"
+	"github.com/evanw/esbuild/pkg/api"
 )
+
+// libraryFunc installs the JavaScript library on a fresh runtime and returns what the allowed
+// imports resolve to. It is installLibrary everywhere but in tests that stand in for it.
+type libraryFunc func(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 
 // Script is one compiled ES module whose default export is a function.
 type Script struct {
-	name string
+	name    string
+	program *goja.Program
+	library libraryFunc
+	// mapped is the file name goja reports for positions mapped through the source map; it
+	// differs from name only when name is not a clean slash-separated path.
+	mapped string
 }
+
+// The wrapper turns esbuild's CommonJS output into one function expression, so that
+// module, exports and require are parameters of the module and never globals.
+const (
+	moduleBanner = "(function (module, exports, require) {"
+	moduleFooter = "})"
+)
 
 // Compile turns an ES module into a Script. name is the path shown in errors and stack
 // traces (e.g. "connectors/slack/global-webhooks/events/handle.js"). Syntax errors,
 // imports other than the allowed Node built-ins, and a default export that is not a
 // function come back as a *CompileError with the author's original line numbers.
+//
+// The module's top-level code runs once here, on a scratch runtime, to find its default
+// export; it runs again on every runtime a Pool creates.
 func Compile(name string, src []byte) (*Script, error) {
-	return nil, errors.New("sandbox: not implemented")
+	return compile(name, src, installLibrary)
+}
+
+func compile(name string, src []byte, lib libraryFunc) (*Script, error) {
+	code, problems := bundle(name, src)
+	if len(problems) > 0 {
+		return nil, &CompileError{Problems: problems}
+	}
+	prg, err := goja.Compile(name, code, true)
+	if err != nil {
+		// esbuild accepted what goja does not: goja's positions are in the generated code.
+		return nil, &CompileError{Problems: []Problem{{File: name, Message: "unsupported by the runtime: " + err.Error()}}}
+	}
+	s := &Script{name: name, program: prg, library: lib, mapped: name}
+	if u := file.ResolveSourcemapURL(name, path.Base(name)); u != nil {
+		s.mapped = u.String()
+	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// bundle runs esbuild over the module: ES2022 in, one CommonJS function out, with the
+// syntax goja lacks lowered and an inline source map back to the author's lines.
+func bundle(name string, src []byte) (string, []Problem) {
+	res := api.Build(api.BuildOptions{
+		Stdin: &api.StdinOptions{
+			Contents: string(src),
+			// The source map names the file relative to name's directory, which is how
+			// goja resolves it back into name.
+			Sourcefile: path.Base(name),
+			Loader:     api.LoaderJS,
+		},
+		Bundle:   true,
+		Format:   api.FormatCommonJS,
+		Platform: api.PlatformNeutral,
+		Target:   api.ES2022,
+		Supported: map[string]bool{
+			// goja runs ES2022 natively except for these; esbuild lowers them.
+			"async-generator":      false,
+			"for-await":            false,
+			"regexp-match-indices": false,
+		},
+		Sourcemap:      api.SourceMapInline,
+		SourcesContent: api.SourcesContentExclude,
+		Banner:         map[string]string{"js": moduleBanner},
+		Footer:         map[string]string{"js": moduleFooter},
+		LogLevel:       api.LogLevelSilent,
+		Charset:        api.CharsetUTF8,
+		Plugins:        []api.Plugin{importGuard()},
+	})
+	if len(res.Errors) > 0 {
+		problems := make([]Problem, 0, len(res.Errors))
+		for _, m := range res.Errors {
+			p := Problem{File: name, Message: m.Text}
+			if m.Location != nil {
+				p.Line = m.Location.Line
+				p.Column = m.Location.Column + 1
+			}
+			problems = append(problems, p)
+		}
+		return "", problems
+	}
+	for _, f := range res.OutputFiles {
+		return string(f.Contents), nil
+	}
+	return "", []Problem{{File: name, Message: "bundling produced no output"}}
+}
+
+// importGuard makes the allowed Node built-ins external, to be served at run time by the
+// module's require, and refuses every other import, relative files included.
+func importGuard() api.Plugin {
+	return api.Plugin{
+		Name: "sandbox-imports",
+		Setup: func(b api.PluginBuild) {
+			b.OnResolve(api.OnResolveOptions{Filter: ".*"}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
+				if allowedImport(a.Path) {
+					return api.OnResolveResult{Path: a.Path, External: true}, nil
+				}
+				return api.OnResolveResult{Errors: []api.Message{{
+					Text: fmt.Sprintf("import %q is not allowed: only crypto, node:crypto, buffer and node:buffer can be imported", a.Path),
+				}}}, nil
+			})
+		},
+	}
+}
+
+func allowedImport(name string) bool {
+	switch name {
+	case "crypto", "node:crypto", "buffer", "node:buffer":
+		return true
+	}
+	return false
+}
+
+// check evaluates the module on a scratch runtime to see that it loads and that its
+// default export is a function.
+func (s *Script) check() error {
+	in, err := newInstance(s, discardLogger(), defaultMaxCallStackSize)
+	if err != nil {
+		return &CompileError{Problems: []Problem{{File: s.name, Message: err.Error()}}}
+	}
+	// Top-level code may loop forever; it gets the default call deadline.
+	t := time.AfterFunc(defaultTimeout, func() { in.vm.Interrupt(context.DeadlineExceeded) })
+	err = in.load()
+	t.Stop() // the scratch runtime is dropped, interrupted or not
+	if err == nil {
+		return nil
+	}
+	var le *loadError
+	if errors.As(err, &le) {
+		return &CompileError{Problems: []Problem{{File: s.name, Message: le.msg}}}
+	}
+	se := in.scriptError(context.Background(), err)
+	return &CompileError{Problems: []Problem{{
+		File:    se.File,
+		Line:    se.Line,
+		Column:  se.Column,
+		Message: "evaluating module: " + se.Reason + ": " + se.Message,
+	}}}
 }
 
 // Name is the path given to Compile.
@@ -25,24 +174,73 @@ func (s *Script) Name() string { return s.name }
 type Pool struct {
 	script *Script
 	cfg    Config
+	logger *slog.Logger
+	idle   chan *instance
 }
 
 // NewPool makes a pool for s. Runtimes are created on demand and kept up to cfg.Size.
-func NewPool(s *Script, cfg Config) *Pool { return &Pool{script: s, cfg: cfg} }
+func NewPool(s *Script, cfg Config) *Pool {
+	size := cfg.Size
+	if size <= 0 {
+		size = runtime.GOMAXPROCS(0)
+	}
+	return &Pool{
+		script: s,
+		cfg:    cfg,
+		logger: scriptLogger(cfg.Logger, s.name),
+		idle:   make(chan *instance, size),
+	}
+}
 
 // Call runs the script's default export with arg (plain Go values) on a pooled runtime,
 // awaits a returned promise, and returns the settled value as plain Go values
 // (map[string]any, []any, string, float64, bool, nil). A throw, a rejection, a timeout
-// or a stack overflow is a *ScriptError.
+// or a stack overflow is a *ScriptError; an argument that cannot be converted is a plain
+// error. The call's deadline is the sooner of ctx's and cfg.Timeout.
 func (p *Pool) Call(ctx context.Context, arg any, env Env) (any, error) {
-	return nil, errors.New("sandbox: not implemented")
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.timeout())
+	defer cancel()
+
+	var in *instance
+	select {
+	case in = <-p.idle:
+	default:
+		var err error
+		if in, err = newInstance(p.script, p.logger, p.cfg.maxCallStackSize()); err != nil {
+			return nil, err
+		}
+	}
+	result, reusable, err := in.run(ctx, arg, env)
+	if reusable {
+		select {
+		case p.idle <- in:
+		default: // enough idle runtimes already
+		}
+	}
+	return result, err
 }
 
 // CallOnce runs the script on a fresh runtime that is discarded afterwards; used where a
 // call sees secrets that must not outlive it (getEventSelector sees a connection's credentials).
 func (s *Script) CallOnce(ctx context.Context, cfg Config, arg any, env Env) (any, error) {
-	return nil, errors.New("sandbox: not implemented")
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+	in, err := newInstance(s, scriptLogger(cfg.Logger, s.name), cfg.maxCallStackSize())
+	if err != nil {
+		return nil, err
+	}
+	result, _, err := in.run(ctx, arg, env)
+	return result, err
 }
+
+func scriptLogger(l *slog.Logger, name string) *slog.Logger {
+	if l == nil {
+		return discardLogger()
+	}
+	return l.With("script", name)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // ScriptError is a failure of one call, located in the author's file.
 type ScriptError struct {
@@ -54,8 +252,47 @@ type ScriptError struct {
 	Message string // the thrown value's message
 	Stack   string // JavaScript stack, original file:line positions
 	Value   any    // the thrown value as plain Go values (e.g. apiClient errors carry status and data)
+
+	err error // the context's error for timeouts and cancellations
 }
 
 func (e *ScriptError) Error() string {
 	return Problem{File: e.File, Line: e.Line, Message: e.Reason + ": " + e.Message}.String()
 }
+
+// Unwrap gives context.DeadlineExceeded or context.Canceled for calls stopped by their
+// context, so errors.Is works on them.
+func (e *ScriptError) Unwrap() error { return e.err }
+
+// stackFrames formats goja frames the way Error.prototype.stack reads, without goja's
+// program counters, and at most maxStackFrames of them.
+func stackFrames(b *strings.Builder, frames []goja.StackFrame, s *Script) {
+	for i, f := range frames {
+		if i == maxStackFrames {
+			fmt.Fprintf(b, "\t... %d more\n", len(frames)-i)
+			break
+		}
+		b.WriteString("\tat ")
+		if f.SrcName() == "<native>" {
+			if n := f.FuncName(); n != "<native>" {
+				b.WriteString(n)
+				b.WriteString(" (native)\n")
+			} else {
+				b.WriteString("native\n")
+			}
+			continue
+		}
+		pos := f.Position()
+		file, col := pos.Filename, pos.Column
+		if file == s.mapped {
+			file, col = s.name, col+1 // the source map's columns are 0-based
+		}
+		if n := f.FuncName(); n != "<anonymous>" && n != "" {
+			fmt.Fprintf(b, "%s (%s:%d:%d)\n", n, file, pos.Line, col)
+		} else {
+			fmt.Fprintf(b, "%s:%d:%d\n", file, pos.Line, col)
+		}
+	}
+}
+
+const maxStackFrames = 30

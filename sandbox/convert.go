@@ -1,0 +1,361 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"math/big"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// maxDepth bounds the nesting of values crossing the boundary either way, which also
+// bounds the Go recursion that converts them.
+const maxDepth = 1000
+
+var (
+	errTooDeep = errors.New("value nested deeper than 1000 levels")
+	errCycle   = errors.New("value contains a cycle")
+)
+
+// toValue builds native JavaScript values from plain Go values: real objects and arrays,
+// not goja's wrappers around Go maps and slices, so scripts see ordinary JS semantics.
+func (in *instance) toValue(v any) (goja.Value, error) {
+	return in.toValueDepth(v, 0)
+}
+
+func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	vm := in.vm
+	switch v := v.(type) {
+	case nil:
+		return goja.Null(), nil
+	case string:
+		return vm.ToValue(v), nil
+	case bool:
+		return vm.ToValue(v), nil
+	case float64:
+		return vm.ToValue(v), nil
+	case int:
+		return vm.ToValue(v), nil
+	case int64:
+		return vm.ToValue(v), nil
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("converting number %q: %w", v, err)
+		}
+		return vm.ToValue(f), nil
+	case json.RawMessage:
+		return in.fromJSON(v)
+	case map[string]any:
+		obj := vm.NewObject()
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			e, err := in.toValueDepth(v[k], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if err := defineData(obj, k, e); err != nil {
+				return nil, err
+			}
+		}
+		return obj, nil
+	case []any:
+		items := make([]any, len(v))
+		for i, e := range v {
+			ev, err := in.toValueDepth(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			items[i] = ev
+		}
+		return vm.NewArray(items...), nil
+	case map[string]string:
+		obj := vm.NewObject()
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if err := defineData(obj, k, vm.ToValue(v[k])); err != nil {
+				return nil, err
+			}
+		}
+		return obj, nil
+	case []string:
+		items := make([]any, len(v))
+		for i, e := range v {
+			items[i] = e
+		}
+		return vm.NewArray(items...), nil
+	case time.Time:
+		return vm.ToValue(v.UTC().Format(time.RFC3339Nano)), nil
+	}
+	return in.reflectValue(reflect.ValueOf(v), depth)
+}
+
+// reflectValue covers the less common shapes: other numbers, named map and slice types
+// (url.Values, http.Header, map[string][]string, ...) and pointers to any of them.
+func (in *instance) reflectValue(rv reflect.Value, depth int) (goja.Value, error) {
+	vm := in.vm
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return vm.ToValue(rv.Int()), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return vm.ToValue(float64(rv.Uint())), nil
+	case reflect.Float32, reflect.Float64:
+		return vm.ToValue(rv.Float()), nil
+	case reflect.String:
+		return vm.ToValue(rv.String()), nil
+	case reflect.Bool:
+		return vm.ToValue(rv.Bool()), nil
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return goja.Null(), nil
+		}
+		return in.toValueDepth(rv.Elem().Interface(), depth+1)
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			break
+		}
+		if rv.IsNil() {
+			return goja.Null(), nil
+		}
+		keys := rv.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int {
+			switch {
+			case a.String() < b.String():
+				return -1
+			case a.String() > b.String():
+				return 1
+			}
+			return 0
+		})
+		obj := vm.NewObject()
+		for _, k := range keys {
+			e, err := in.toValueDepth(rv.MapIndex(k).Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if err := defineData(obj, k.String(), e); err != nil {
+				return nil, err
+			}
+		}
+		return obj, nil
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return goja.Null(), nil
+		}
+		items := make([]any, rv.Len())
+		for i := range items {
+			e, err := in.toValueDepth(rv.Index(i).Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			items[i] = e
+		}
+		return vm.NewArray(items...), nil
+	}
+	return nil, fmt.Errorf("unsupported type %s", rv.Type())
+}
+
+// fromJSON decodes JSON straight into JavaScript values, keeping the document's key order
+// as JSON.parse would.
+func (in *instance) fromJSON(data []byte) (goja.Value, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := in.decodeJSON(dec, 0)
+	if err != nil {
+		return nil, fmt.Errorf("decoding JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("decoding JSON: data after the top-level value")
+	}
+	return v, nil
+}
+
+func (in *instance) decodeJSON(dec *json.Decoder, depth int) (goja.Value, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	vm := in.vm
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			obj := vm.NewObject()
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				e, err := in.decodeJSON(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if err := defineData(obj, kt.(string), e); err != nil {
+					return nil, err
+				}
+			}
+			_, err := dec.Token() // '}'
+			return obj, err
+		case '[':
+			var items []any
+			for dec.More() {
+				e, err := in.decodeJSON(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				items = append(items, e)
+			}
+			_, err := dec.Token() // ']'
+			return vm.NewArray(items...), err
+		}
+		return nil, fmt.Errorf("unexpected %v", t)
+	case json.Number:
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, err
+		}
+		return vm.ToValue(f), nil
+	case string:
+		return vm.ToValue(t), nil
+	case bool:
+		return vm.ToValue(t), nil
+	case nil:
+		return goja.Null(), nil
+	}
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+// export turns a JavaScript value into plain Go values the way JSON.stringify sees it:
+// toJSON is honoured, undefined, functions and symbols are left out of objects and become
+// null in arrays, NaN and infinities become nil, Dates become RFC 3339 strings. Getters
+// and toJSON run script code, so a throw there comes back as the *goja.Exception.
+func (in *instance) export(v goja.Value) (result any, err error) {
+	x := exporter{in: in}
+	if ex := in.vm.Try(func() { result, err = x.value(v, 0) }); ex != nil {
+		return nil, ex
+	}
+	return result, err
+}
+
+type exporter struct {
+	in      *instance
+	parents []*goja.Object // the objects being exported, outermost first, to catch cycles
+}
+
+// value exports v; omit reports a value an object leaves out (undefined, a function, a symbol).
+func (x *exporter) value(v goja.Value, depth int) (any, error) {
+	g, _, err := x.valueOmit(v, depth)
+	return g, err
+}
+
+func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, err error) {
+	if v == nil || goja.IsUndefined(v) {
+		return nil, true, nil
+	}
+	obj, ok := v.(*goja.Object)
+	if !ok {
+		switch e := v.Export().(type) {
+		case int64:
+			return float64(e), false, nil
+		case float64:
+			if math.IsNaN(e) || math.IsInf(e, 0) {
+				return nil, false, nil
+			}
+			return e, false, nil
+		case string, bool, nil:
+			return e, false, nil
+		case *big.Int:
+			return e.String(), false, nil
+		}
+		return nil, true, nil // symbols
+	}
+	if depth > maxDepth {
+		return nil, false, errTooDeep
+	}
+	switch obj.ClassName() {
+	case "Function":
+		return nil, true, nil
+	case "Date":
+		if t, ok := obj.Export().(time.Time); ok {
+			return t.UTC().Format("2006-01-02T15:04:05.000Z07:00"), false, nil
+		}
+		return nil, false, nil
+	case "Array":
+		return x.array(obj, depth)
+	}
+	if tj, ok := goja.AssertFunction(obj.Get("toJSON")); ok {
+		r, err := tj(obj)
+		if err != nil {
+			return nil, false, err
+		}
+		return x.valueOmit(r, depth+1)
+	}
+	if slices.Contains(x.parents, obj) {
+		return nil, false, errCycle
+	}
+	x.parents = append(x.parents, obj)
+	defer func() { x.parents = x.parents[:len(x.parents)-1] }()
+	keys := obj.Keys()
+	m := make(map[string]any, len(keys))
+	for _, k := range keys {
+		e, omit, err := x.valueOmit(obj.Get(k), depth+1)
+		if err != nil {
+			return nil, false, err
+		}
+		if !omit {
+			m[k] = e
+		}
+	}
+	return m, false, nil
+}
+
+func (x *exporter) array(obj *goja.Object, depth int) (any, bool, error) {
+	if slices.Contains(x.parents, obj) {
+		return nil, false, errCycle
+	}
+	x.parents = append(x.parents, obj)
+	defer func() { x.parents = x.parents[:len(x.parents)-1] }()
+	n := obj.Get("length").ToInteger()
+	if n > math.MaxInt32 {
+		return nil, false, errors.New("array too long")
+	}
+	a := make([]any, n)
+	for i := range a {
+		e, _, err := x.valueOmit(obj.Get(strconv.Itoa(i)), depth+1)
+		if err != nil {
+			return nil, false, err
+		}
+		a[i] = e
+	}
+	return a, false, nil
+}
+
+// defineData creates an own enumerable property the way JSON.parse does: no setter on
+// Object.prototype runs, and a "__proto__" key is a property, not the prototype.
+func defineData(obj *goja.Object, key string, v goja.Value) error {
+	return obj.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+}
+
+// marshalJSON is json.Marshal without HTML escaping, the way JSON.stringify writes.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
