@@ -1,12 +1,14 @@
 package connector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -49,7 +51,7 @@ func Load(dir string) (*Set, error) {
 		}
 	}
 	if len(l.problems) > 0 {
-		return set, &LoadError{Problems: l.problems}
+		return set, l.err()
 	}
 	return set, nil
 }
@@ -65,7 +67,7 @@ func LoadConnector(dir string) (*Connector, error) {
 	l := &loader{}
 	c := l.connector(dir)
 	if len(l.problems) > 0 {
-		return nil, &LoadError{Problems: l.problems}
+		return nil, l.err()
 	}
 	return c, nil
 }
@@ -73,6 +75,24 @@ func LoadConnector(dir string) (*Connector, error) {
 // loader collects problems while a tree loads; one is used by one goroutine.
 type loader struct {
 	problems []Problem
+}
+
+// err returns the problems in the order the files were visited and, within a file, by line.
+func (l *loader) err() *LoadError {
+	first := map[string]int{}
+	for i, p := range l.problems {
+		if _, ok := first[p.File]; !ok {
+			first[p.File] = i
+		}
+	}
+	ps := slices.Clone(l.problems)
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		if c := cmp.Compare(first[a.File], first[b.File]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	return &LoadError{Problems: ps}
 }
 
 func (l *loader) add(file string, line int, msg string) {
@@ -283,9 +303,9 @@ func (l *loader) event(dir string, c *Connector) *Event {
 	case impl == ImplementationJavaScript:
 		e.SelectorScript = l.script(filepath.Join(dir, "get-event-selector.js"), file, n.Line)
 	case impl == ImplementationMapping:
-		mn, deepest := child(root, "methods", "get-event-selector", "mapping")
+		mn, _ := child(root, "methods", "get-event-selector", "mapping")
 		if mn == nil {
-			l.add(file, deepest.Line, "methods.get-event-selector.mapping is required when implementationType is mapping")
+			l.add(file, n.Line, "methods.get-event-selector.mapping is required when implementationType is mapping")
 			break
 		}
 		e.Mapping = l.selectorMapping(file, mn, c)

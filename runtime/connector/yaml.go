@@ -60,20 +60,26 @@ func resolve(n *yaml.Node) *yaml.Node {
 // field returns the value of key in mapping m, or nil when m is not a mapping, the key
 // is absent or its value is null (so "name:" reads as a missing name).
 func field(m *yaml.Node, key string) *yaml.Node {
+	_, v := entry(m, key)
+	return v
+}
+
+// entry is field that also returns the key's node, whose line is where the key is written.
+func entry(m *yaml.Node, key string) (k, v *yaml.Node) {
 	m = resolve(m)
 	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
 			v := resolve(m.Content[i+1])
 			if isNull(v) {
-				return nil
+				return nil, nil
 			}
-			return v
+			return m.Content[i], v
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func isNull(n *yaml.Node) bool {
@@ -81,16 +87,17 @@ func isNull(n *yaml.Node) bool {
 }
 
 // child walks a dotted chain of keys from m. It returns the value found (nil when any
-// step is missing) and the deepest node that exists, whose line locates a "missing" problem.
+// step is missing) and the node that locates a "missing" problem: the key of the deepest
+// step that exists, or m itself.
 func child(m *yaml.Node, keys ...string) (found, deepest *yaml.Node) {
 	deepest = m
 	n := m
 	for _, k := range keys {
-		next := field(n, k)
+		kn, next := entry(n, k)
 		if next == nil {
 			return nil, deepest
 		}
-		n, deepest = next, next
+		n, deepest = next, kn
 	}
 	return n, deepest
 }
