@@ -46,9 +46,9 @@ func TestHandleInput(t *testing.T) {
 func TestHandleInputRequest(t *testing.T) {
 	body := []byte("{\"text\":\"caf\xc3\xa9 \xe2\x9c\x93\"}\r\n")
 	header := http.Header{
-		"Content-Type":        {"application/json"},
-		"X-Signature":         {"v1=abc"},
-		"X-Forwarded-For":     {"10.0.0.1", "10.0.0.2"},
+		"Content-Type":         {"application/json"},
+		"X-Signature":          {"v1=abc"},
+		"X-Forwarded-For":      {"10.0.0.1", "10.0.0.2"},
 		"x-lower-noncanonical": {"kept"},
 	}
 	query := url.Values{"token": {"t1"}, "tag": {"a", "b"}}
