@@ -16,39 +16,39 @@ func (l *jsLibrary) newWebhooks() *goja.Object {
 	o := l.vm.NewObject()
 	setMethods(o, map[string]any{
 		// verifyStripe(rawBody, signatureHeader, secret, {tolerance, now})
-		"verifyStripe": func(call goja.FunctionCall) bool {
+		"verifyStripe": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			header, ok2 := headerValue(call.Argument(1))
 			secret, ok3 := l.secretArg(call.Argument(2))
 			w, ok4 := windowOption(call.Argument(3), 1)
 			return ok1 && ok2 && ok3 && ok4 && verifyStripe(body, header, secret, w)
-		},
+		}),
 		// verifyGitHub(rawBody, signatureHeader, secret)
-		"verifyGitHub": func(call goja.FunctionCall) bool {
+		"verifyGitHub": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			header, ok2 := headerValue(call.Argument(1))
 			secret, ok3 := l.secretArg(call.Argument(2))
 			return ok1 && ok2 && ok3 && verifyGitHub(body, header, secret)
-		},
+		}),
 		// verifySlack(rawBody, timestampHeader, signatureHeader, secret, {tolerance, now})
-		"verifySlack": func(call goja.FunctionCall) bool {
+		"verifySlack": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			ts, ok2 := headerValue(call.Argument(1))
 			header, ok3 := headerValue(call.Argument(2))
 			secret, ok4 := l.secretArg(call.Argument(3))
 			w, ok5 := windowOption(call.Argument(4), 1)
 			return ok1 && ok2 && ok3 && ok4 && ok5 && verifySlack(body, ts, header, secret, w)
-		},
+		}),
 		// verifyShopify(rawBody, hmacHeader, secret)
-		"verifyShopify": func(call goja.FunctionCall) bool {
+		"verifyShopify": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			header, ok2 := headerValue(call.Argument(1))
 			secret, ok3 := l.secretArg(call.Argument(2))
 			return ok1 && ok2 && ok3 && verifyShopify(body, header, secret)
-		},
+		}),
 		// verifyStandardWebhooks(rawBody, headers, secret, {tolerance, now}); the secret is
 		// text ("whsec_" + base64, or raw), so it must be a string.
-		"verifyStandardWebhooks": func(call goja.FunctionCall) bool {
+		"verifyStandardWebhooks": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			headers, ok2 := call.Argument(1).(*goja.Object)
 			secret := call.Argument(2)
@@ -62,9 +62,9 @@ func (l *jsLibrary) newWebhooks() *goja.Object {
 				id, ts, sig = header(headers, "svix-id"), header(headers, "svix-timestamp"), header(headers, "svix-signature")
 			}
 			return verifyStandardWebhooks(body, id, ts, sig, secret.String(), w)
-		},
+		}),
 		// verifyHubSpot(rawBody, headers, secret, {url, method = "POST", tolerance, now})
-		"verifyHubSpot": func(call goja.FunctionCall) bool {
+		"verifyHubSpot": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))
 			headers, ok2 := call.Argument(1).(*goja.Object)
 			secret, ok3 := l.secretArg(call.Argument(2))
@@ -84,9 +84,16 @@ func (l *jsLibrary) newWebhooks() *goja.Object {
 			}
 			return ok6 && verifyHubSpot(method, uri, body,
 				header(headers, "x-hubspot-request-timestamp"), header(headers, "x-hubspot-signature-v3"), secret, w)
-		},
+		}),
 	})
 	return o
+}
+
+// verifier adapts a verification to a JavaScript function returning a boolean.
+func (l *jsLibrary) verifier(verify func(goja.FunctionCall) bool) func(goja.FunctionCall) goja.Value {
+	return func(call goja.FunctionCall) goja.Value {
+		return l.vm.ToValue(verify(call))
+	}
 }
 
 // bodyArg accepts the raw body as a string (signed as its UTF-8 bytes, which is what was
