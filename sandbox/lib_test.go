@@ -144,8 +144,6 @@ func TestLibModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const mac = "ff4ec5ec1d9a5af7c0b1e6ff42a0d1d05ba23f7a3d3a3f2fb0f6e2b1d5d8cfb3"
-	_ = mac
 	parts := strings.Fields(v.String())
 	if len(parts) != 3 || parts[0] != parts[1] || parts[2] != "6869" || len(parts[0]) != 64 {
 		t.Fatalf("esbuild-style imports gave %q", v.String())
