@@ -78,7 +78,7 @@ func (c Config) withDefaults() Config {
 // identical type and accept a *Bus through their own small interface.
 type Message = struct {
 	Subject string // a concrete subject, no wildcards
-	Data    []byte // the body; not modified, and not retained after the call returns
+	Data    []byte // the body; the caller must not change it afterwards (a failed publish may still be resent)
 	ID      string // sent as Nats-Msg-Id for de-duplication; empty: none
 }
 
