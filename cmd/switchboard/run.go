@@ -23,8 +23,9 @@ import (
 const usage = `Usage:
 
   switchboard serve [flags]   run the server (see switchboard serve -h)
-  switchboard check DIR       load and validate a connectors directory; prints every
-                              problem as path:line: message and exits 1 if there is any
+  switchboard check DIR       load and validate a connectors directory (or one connector's
+                              directory); prints every problem as path:line: message and
+                              exits 1 if there is any
   switchboard run DIR/global-webhooks/KEY [flags]
                               run a global webhook's handle once and print its events and
                               response as JSON
@@ -128,7 +129,18 @@ func checkCommand(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usagef("check: want one connectors directory, got %d arguments", len(pos))
 	}
-	set, err := connector.Load(pos[0])
+	// A connector's own directory is accepted too: authors check the one they edit.
+	var n int
+	if _, statErr := os.Stat(filepath.Join(pos[0], "connector.yml")); statErr == nil {
+		_, err = connector.LoadConnector(pos[0])
+		n = 1
+	} else {
+		var set *connector.Set
+		set, err = connector.Load(pos[0])
+		if set != nil {
+			n = len(set.Connectors)
+		}
+	}
 	var le *connector.LoadError
 	if errors.As(err, &le) {
 		for _, p := range le.Problems {
@@ -139,7 +151,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	fmt.Fprintf(stdout, "ok: %d connectors\n", len(set.Connectors))
+	fmt.Fprintf(stdout, "ok: %d connectors\n", n)
 	return nil
 }
 
