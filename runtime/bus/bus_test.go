@@ -237,7 +237,7 @@ func TestUnavailable(t *testing.T) {
 			if !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("err = %v, want ErrUnavailable and DeadlineExceeded", err)
 			}
-			if d := time.Since(start); d < 250*time.Millisecond || d > time.Second {
+			if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 				t.Errorf("returned after %v, want about the 300ms publish timeout", d)
 			}
 		}
