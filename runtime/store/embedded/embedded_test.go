@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ func openTestStore(t testing.TB, path string) *embedded.Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { s.Close(t.Context()) })
+	t.Cleanup(func() { s.Close(context.Background()) })
 	return s
 }
 
