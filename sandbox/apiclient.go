@@ -55,29 +55,32 @@ func (in *instance) request(c *call, method string, pathArg, queryArg, dataArg, 
 	promise, resolve, reject := in.vm.NewPromise()
 	label := method + " " + pathArg.String()
 	if in.call != c {
-		_ = reject(in.jsError(label+": apiClient used after its call ended", nil))
+		_ = reject(in.jsError(label+": apiClient used after its call ended", nil, nil))
 		return in.vm.ToValue(promise)
 	}
 	req, err := in.buildRequest(c, method, pathArg, queryArg, dataArg, optionsArg)
 	if err != nil {
-		_ = reject(in.jsError(label+": "+err.Error(), nil))
+		_ = reject(in.jsError(label+": "+err.Error(), nil, nil))
 		return in.vm.ToValue(promise)
 	}
 	client := c.httpClient()
+	// An Error made when the response arrives has no script frames of its own: it gets the
+	// stack of the apiClient call, so a rejection names the author's line.
+	frames := in.vm.CaptureCallStack(maxStackFrames, nil)
 	c.goAsync(func() func() error {
 		res := doRequest(client, req)
 		return func() error {
 			if res.err != nil {
-				return reject(in.jsError(label+": "+res.err.Error(), nil))
+				return reject(in.jsError(label+": "+res.err.Error(), frames, nil))
 			}
 			data, err := in.toValue(res.body)
 			if err != nil {
-				return reject(in.jsError(label+": "+err.Error(), nil))
+				return reject(in.jsError(label+": "+err.Error(), frames, nil))
 			}
 			if res.status < 200 || res.status > 299 {
 				return reject(in.jsError(
 					fmt.Sprintf("%s: status %d %s", label, res.status, http.StatusText(res.status)),
-					map[string]goja.Value{"status": in.vm.ToValue(res.status), "data": data}))
+					frames, map[string]goja.Value{"status": in.vm.ToValue(res.status), "data": data}))
 			}
 			return resolve(data)
 		}
@@ -86,11 +89,15 @@ func (in *instance) request(c *call, method string, pathArg, queryArg, dataArg, 
 }
 
 // jsError makes an Error with extra enumerable properties, using the Error constructor the
-// runtime started with.
-func (in *instance) jsError(msg string, props map[string]goja.Value) goja.Value {
+// runtime started with; frames, when given, become its stack.
+func (in *instance) jsError(msg string, frames []goja.StackFrame, props map[string]goja.Value) goja.Value {
 	obj, err := in.newError(nil, in.vm.ToValue(msg))
 	if err != nil {
 		return in.vm.ToValue(msg)
+	}
+	if len(frames) > 0 {
+		stack := "Error: " + msg + "\n" + formatFrames(frames, in.script)
+		_ = obj.DefineDataProperty("stack", in.vm.ToValue(stack), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	}
 	for _, k := range [...]string{"status", "data"} {
 		if v, ok := props[k]; ok {
@@ -238,7 +245,13 @@ func apiURL(base *url.URL, p string) (*url.URL, error) {
 			return nil, errors.New(`refusing a path with ".." segments`)
 		}
 	}
-	u := base.JoinPath(strings.TrimLeft(ref.EscapedPath(), "/"))
+	var u *url.URL
+	if p := strings.TrimLeft(ref.EscapedPath(), "/"); p != "" {
+		u = base.JoinPath(p)
+	} else {
+		c := *base // JoinPath("") would drop base's trailing slash
+		u = &c
+	}
 	u.Fragment, u.RawFragment = "", ""
 	if ref.RawQuery != "" {
 		q := u.Query()

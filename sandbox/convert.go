@@ -267,6 +267,9 @@ func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, er
 	}
 	obj, ok := v.(*goja.Object)
 	if !ok {
+		if _, ok := v.(*goja.Symbol); ok {
+			return nil, true, nil
+		}
 		switch e := v.Export().(type) {
 		case int64:
 			return float64(e), false, nil
@@ -274,13 +277,16 @@ func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, er
 			if math.IsNaN(e) || math.IsInf(e, 0) {
 				return nil, false, nil
 			}
+			if e == 0 {
+				return 0.0, false, nil // JSON has no -0
+			}
 			return e, false, nil
 		case string, bool, nil:
 			return e, false, nil
 		case *big.Int:
 			return e.String(), false, nil
 		}
-		return nil, true, nil // symbols
+		return nil, true, nil
 	}
 	if depth > maxDepth {
 		return nil, false, errTooDeep

@@ -95,22 +95,21 @@ func (in *instance) load() (err error) {
 	if !ok {
 		return &loadError{msg: "bundled module is not a function"}
 	}
-	exports := in.vm.NewObject()
-	module := in.vm.NewObject()
-	if err := module.Set("exports", exports); err != nil {
-		return err
-	}
-	require := in.vm.ToValue(func(fc goja.FunctionCall) goja.Value {
+	importFn := in.vm.ToValue(func(fc goja.FunctionCall) goja.Value {
 		name := fc.Argument(0).String()
 		if m, ok := in.modules[name]; ok && allowedImport(name) {
 			return m
 		}
 		panic(in.vm.NewTypeError("module %q is not available", name))
 	})
-	if _, err := wrapper(goja.Undefined(), module, exports, require); err != nil {
+	exports, err := wrapper(goja.Undefined(), importFn)
+	if err != nil {
 		return err
 	}
-	def := module.Get("exports").ToObject(in.vm).Get("default")
+	var def goja.Value
+	if obj, ok := exports.(*goja.Object); ok {
+		def = obj.Get("default")
+	}
 	if def == nil {
 		return &loadError{msg: "no default export: the module must export default a function"}
 	}

@@ -29,11 +29,16 @@ type Script struct {
 	mapped string
 }
 
-// The wrapper turns esbuild's CommonJS output into one function expression, so that
-// module, exports and require are parameters of the module and never globals.
+// esbuild bundles the module as an IIFE assigned to moduleVar, and the banner and footer
+// turn that into one function expression taking the host's import function. Allowed
+// imports become tiny CommonJS modules calling importFunc, so the names require, module
+// and exports never exist in a script's scope: not as globals, not as parameters.
 const (
-	moduleBanner = "(function (module, exports, require) {"
-	moduleFooter = "})"
+	moduleVar    = "__switchboard_module"
+	importFunc   = "__switchboard_import"
+	moduleBanner = "(function (" + importFunc + ") {"
+	moduleFooter = "return " + moduleVar + "\n})"
+	builtinSpace = "sandbox-builtin"
 )
 
 // Compile turns an ES module into a Script. name is the path shown in errors and stack
@@ -67,9 +72,20 @@ func compile(name string, src []byte, lib libraryFunc) (*Script, error) {
 	return s, nil
 }
 
-// bundle runs esbuild over the module: ES2022 in, one CommonJS function out, with the
+// bundle runs esbuild over the module: ES2022 in, one function expression out, with the
 // syntax goja lacks lowered and an inline source map back to the author's lines.
 func bundle(name string, src []byte) (string, []Problem) {
+	code, problems := build(name, src, nil)
+	if len(problems) > 0 || !strings.Contains(code, "__require") {
+		return code, problems
+	}
+	// The module mentions require other than as a call (typeof require, say), and esbuild
+	// stood in a __require shim for it. Scripts must see no require at all: build again
+	// with require defined away. Calls to require were refused by the first build.
+	return build(name, src, map[string]string{"require": "undefined"})
+}
+
+func build(name string, src []byte, define map[string]string) (string, []Problem) {
 	res := api.Build(api.BuildOptions{
 		Stdin: &api.StdinOptions{
 			Contents: string(src),
@@ -78,16 +94,19 @@ func bundle(name string, src []byte) (string, []Problem) {
 			Sourcefile: path.Base(name),
 			Loader:     api.LoaderJS,
 		},
-		Bundle:   true,
-		Format:   api.FormatCommonJS,
-		Platform: api.PlatformNeutral,
-		Target:   api.ES2022,
+		Bundle:     true,
+		Format:     api.FormatIIFE,
+		GlobalName: moduleVar,
+		Platform:   api.PlatformNeutral,
+		Target:     api.ES2022,
 		Supported: map[string]bool{
 			// goja runs ES2022 natively except for these; esbuild lowers them.
 			"async-generator":      false,
 			"for-await":            false,
 			"regexp-match-indices": false,
+			"dynamic-import":       false,
 		},
+		Define:         define,
 		Sourcemap:      api.SourceMapInline,
 		SourcesContent: api.SourcesContentExclude,
 		Banner:         map[string]string{"js": moduleBanner},
@@ -114,19 +133,28 @@ func bundle(name string, src []byte) (string, []Problem) {
 	return "", []Problem{{File: name, Message: "bundling produced no output"}}
 }
 
-// importGuard makes the allowed Node built-ins external, to be served at run time by the
-// module's require, and refuses every other import, relative files included.
+// importGuard resolves the allowed Node built-ins to modules served at run time by the
+// host's import function, and refuses every other import, relative files included, and
+// every require() call: scripts are ES modules.
 func importGuard() api.Plugin {
 	return api.Plugin{
 		Name: "sandbox-imports",
 		Setup: func(b api.PluginBuild) {
 			b.OnResolve(api.OnResolveOptions{Filter: ".*"}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
-				if allowedImport(a.Path) {
-					return api.OnResolveResult{Path: a.Path, External: true}, nil
+				var msg string
+				switch {
+				case a.Kind == api.ResolveJSRequireCall || a.Kind == api.ResolveJSRequireResolve:
+					msg = fmt.Sprintf("require(%q) is not available in an ES module: use import", a.Path)
+				case !allowedImport(a.Path):
+					msg = fmt.Sprintf("import %q is not allowed: only crypto, node:crypto, buffer and node:buffer can be imported", a.Path)
+				default:
+					return api.OnResolveResult{Path: a.Path, Namespace: builtinSpace}, nil
 				}
-				return api.OnResolveResult{Errors: []api.Message{{
-					Text: fmt.Sprintf("import %q is not allowed: only crypto, node:crypto, buffer and node:buffer can be imported", a.Path),
-				}}}, nil
+				return api.OnResolveResult{Errors: []api.Message{{Text: msg}}}, nil
+			})
+			b.OnLoad(api.OnLoadOptions{Filter: ".*", Namespace: builtinSpace}, func(a api.OnLoadArgs) (api.OnLoadResult, error) {
+				contents := fmt.Sprintf("module.exports = %s(%q)", importFunc, a.Path)
+				return api.OnLoadResult{Contents: &contents, Loader: api.LoaderJS}, nil
 			})
 		},
 	}
