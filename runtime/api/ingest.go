@@ -1,0 +1,194 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard-run/switchboard/runtime/connector"
+	"github.com/switchboard-run/switchboard/runtime/router"
+	"github.com/switchboard-run/switchboard/runtime/store"
+	"github.com/switchboard-run/switchboard/sandbox"
+)
+
+// ingest serves /webhooks/{token}, called by external apps with any method. The steps and
+// their failures, in order:
+//
+//  1. a declared body over MaxBody: 413;
+//  2. the token resolved to an integration and webhook: unknown 404, store down 503;
+//  3. the body read, at most MaxBody bytes: 413;
+//  4. handle run on the pool of that integration and webhook: a throw or timeout 500;
+//  5. the events routed and published, waiting for every acknowledgement: store or bus
+//     down 503;
+//  6. handle's response sent as it gave it (status, headers, body).
+//
+// So a 2xx is never sent for events that are not durably on the bus, and the external app's
+// retry of a failed request is published with the same delivery key (a hash of method,
+// path, query and body), which the bus uses to drop what it already has.
+func (a *API) ingest(c echo.Context) error {
+	integration := "unknown"
+	start := time.Now()
+	err := a.ingestRequest(c, &integration)
+	status := c.Response().Status
+	if err != nil {
+		status = apiError(err).Status
+	}
+	a.metrics.ingestRequests.WithLabelValues(integration, strconv.Itoa(status)).Inc()
+	a.metrics.ingestDuration.WithLabelValues(integration).Observe(time.Since(start).Seconds())
+	return err
+}
+
+func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
+	r := c.Request()
+	ctx := r.Context()
+	if r.ContentLength > a.cfg.MaxBody {
+		return &http.MaxBytesError{Limit: a.cfg.MaxBody}
+	}
+
+	token := c.Param("token")
+	ik, wk, err := a.cfg.Store.ResolveWebhookToken(ctx, token)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("no webhook at this URL")
+		}
+		return unavailable("store", err)
+	}
+	*integrationKey = ik
+	c.Set(ctxIntegration, ik)
+	c.Set(ctxWebhook, wk)
+
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return invalid("", "reading the request body: %v", err)
+	}
+
+	in, err := a.cfg.Store.GetIntegration(ctx, ik)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("no webhook at this URL")
+		}
+		return unavailable("store", err)
+	}
+	// A connector missing from the tree (removed or renamed while the integration stays) is
+	// a 503: the sender keeps its events and retries while an operator fixes the tree.
+	cn, ok := a.cfg.Connectors.Connector(in.ConnectorKey)
+	if !ok {
+		return unavailable(fmt.Sprintf("connector %q", in.ConnectorKey), nil)
+	}
+	wh, ok := cn.Webhooks[wk]
+	if !ok {
+		return unavailable(fmt.Sprintf("webhook %q of connector %q", wk, cn.Key), nil)
+	}
+
+	res, err := a.runHandle(ctx, in, wh, r, body)
+	if err != nil {
+		return err
+	}
+
+	events := make([]router.Event, 0, len(res.Events))
+	for _, ev := range res.Events {
+		events = append(events, router.Event{Selector: ev.Selector, Payload: ev.Payload, ID: ev.ID})
+	}
+	if len(events) > 0 {
+		routed, err := a.cfg.Router.Route(ctx, router.Input{
+			IntegrationKey: ik,
+			WebhookKey:     wk,
+			Events:         events,
+			DeliveryKey:    deliveryKey(r, body),
+		})
+		if err != nil {
+			if errors.Is(err, router.ErrInvalidSubjectToken) {
+				return fmt.Errorf("routing events of integration %q: %w", ik, err) // a 500: retrying cannot help
+			}
+			// Anything else is the store (matching) or the bus (publishing) failing to answer:
+			// the sender keeps the events and retries.
+			return unavailable("event bus", err)
+		}
+		a.metrics.eventsPublished.WithLabelValues(ik).Add(float64(routed.Published))
+	}
+	return writeHandleResponse(c, res.Response)
+}
+
+// runHandle runs the webhook's handle for one request. A failure is a 500 naming the
+// script and line, scrubbed of the integration's parameters.
+func (a *API) runHandle(ctx context.Context, in store.Integration, wh *connector.Webhook, r *http.Request, body []byte) (connector.HandleResult, error) {
+	header := r.Header.Clone()
+	if r.Host != "" {
+		header.Set("Host", r.Host)
+	}
+	arg := connector.HandleInput(r.Method, header, r.URL.Query(), body, in.Parameters)
+	pool := a.pools.get(in.Key, wh.Key, wh.Handle)
+
+	start := time.Now()
+	out, err := pool.Call(ctx, arg, sandbox.Env{})
+	a.metrics.handleDuration.WithLabelValues(in.Key, wh.Key).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return connector.HandleResult{}, err // the sender went away
+		}
+		a.metrics.scriptErrors.WithLabelValues(in.Key, "handle").Inc()
+		return connector.HandleResult{}, &Error{Status: http.StatusInternalServerError, Code: codeHandleFailed,
+			Message: redact("handle failed: "+err.Error(), in.Parameters)}
+	}
+	res, err := connector.ParseHandleResult(out)
+	if err != nil {
+		a.metrics.scriptErrors.WithLabelValues(in.Key, "handle").Inc()
+		return res, &Error{Status: http.StatusInternalServerError, Code: codeHandleFailed,
+			Message: redact(fmt.Sprintf("handle of %s returned an invalid result: %v", wh.Handle.Name(), err), in.Parameters)}
+	}
+	return res, nil
+}
+
+// deliveryKey identifies a request so that an external app's retry of it is recognised:
+// the same method, path, query and body give the same key.
+func deliveryKey(r *http.Request, body []byte) string {
+	h := sha256.New()
+	io.WriteString(h, r.Method)
+	h.Write([]byte{0})
+	io.WriteString(h, r.URL.RequestURI())
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hopHeaders are managed by the HTTP server, not by handle.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Content-Length": true, "Keep-Alive": true, "Transfer-Encoding": true,
+	"Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
+}
+
+// writeHandleResponse sends handle's response as it gave it; without one, 200 and no body.
+func writeHandleResponse(c echo.Context, resp connector.Response) error {
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h := c.Response().Header()
+	for k, vs := range resp.Header {
+		if hopHeaders[http.CanonicalHeaderKey(k)] {
+			continue
+		}
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	if len(resp.Body) == 0 {
+		return c.NoContent(status)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	c.Response().WriteHeader(status)
+	_, err := c.Response().Write(resp.Body)
+	return err
+}
