@@ -39,6 +39,9 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 	if err != nil {
 		return nil, fmt.Errorf("installing script library: %w", err)
 	}
+	if err := pinErrorConstructors(vm); err != nil {
+		return nil, fmt.Errorf("installing script library: %w", err)
+	}
 
 	bufferCtor, err := l.installBuffer()
 	if err != nil {
@@ -90,10 +93,12 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 // time, so that a script replacing a global (ArrayBuffer.isView, Uint8Array) cannot change
 // how the library reads its arguments.
 type jsLibrary struct {
-	vm         *goja.Runtime
-	uint8Array goja.Constructor
-	isView     goja.Callable
-	wrapBytes  func([]byte) *goja.Object // makes a Buffer; set by installBuffer
+	vm             *goja.Runtime
+	uint8Array     goja.Constructor
+	isView         goja.Callable
+	errorCtor      goja.Constructor
+	rangeErrorCtor goja.Constructor
+	wrapBytes      func([]byte) *goja.Object // makes a Buffer; set by installBuffer
 }
 
 func newLibrary(vm *goja.Runtime) (*jsLibrary, error) {
@@ -109,7 +114,39 @@ func newLibrary(vm *goja.Runtime) (*jsLibrary, error) {
 	if !ok {
 		return nil, fmt.Errorf("finding ArrayBuffer.isView: not a function")
 	}
-	return &jsLibrary{vm: vm, uint8Array: u8, isView: isView}, nil
+	errorCtor, ok1 := goja.AssertConstructor(vm.Get("Error"))
+	rangeErrorCtor, ok2 := goja.AssertConstructor(vm.Get("RangeError"))
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("finding Error and RangeError: not constructors")
+	}
+	return &jsLibrary{vm: vm, uint8Array: u8, isView: isView, errorCtor: errorCtor, rangeErrorCtor: rangeErrorCtor}, nil
+}
+
+// newError returns an exception made by ctor (captured at install time, unaffected by what
+// a script does to the globals) with Node's code property when code is not empty.
+func (l *jsLibrary) newError(ctor goja.Constructor, code, format string, args ...any) *goja.Object {
+	msg := fmt.Sprintf(format, args...)
+	e, err := ctor(nil, l.vm.ToValue(msg))
+	if err != nil {
+		e = l.vm.NewTypeError(msg)
+	}
+	if code != "" {
+		_ = e.Set("code", code)
+	}
+	return e
+}
+
+// pinErrorConstructors makes the global Error, TypeError and RangeError read-only and
+// undeletable. goja_nodejs builds some of its exceptions by looking these globals up when
+// it throws, and dereferences nil when a script has deleted them: a script could crash the
+// host. No script has a reason to replace them.
+func pinErrorConstructors(vm *goja.Runtime) error {
+	for _, name := range []string{"Error", "TypeError", "RangeError"} {
+		if err := vm.GlobalObject().DefineDataProperty(name, vm.Get(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE); err != nil {
+			return fmt.Errorf("pinning %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // loadNodeModule runs a goja_nodejs module loader against a fresh module object and

@@ -57,7 +57,7 @@ func (l *jsLibrary) newCrypto() *goja.Object {
 		"createHash": func(call goja.FunctionCall) goja.Value {
 			newHash, ok := newHashFunc(call.Argument(0).String())
 			if !ok {
-				panic(nodeerrors.NewError(vm, nil, "ERR_OSSL_EVP_UNSUPPORTED", "Digest method not supported"))
+				panic(l.newError(l.errorCtor, "ERR_OSSL_EVP_UNSUPPORTED", "Digest method not supported"))
 			}
 			return l.newDigest(newHash(), false)
 		},
@@ -74,7 +74,7 @@ func (l *jsLibrary) newCrypto() *goja.Object {
 			a := l.bufferArg(call.Argument(0), "buf1")
 			b := l.bufferArg(call.Argument(1), "buf2")
 			if len(a) != len(b) {
-				panic(nodeerrors.NewRangeError(vm, "ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH", "Input buffers must have the same byte length"))
+				panic(l.newError(l.rangeErrorCtor, "ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH", "Input buffers must have the same byte length"))
 			}
 			return vm.ToValue(subtle.ConstantTimeCompare(a, b) == 1)
 		},
@@ -88,7 +88,7 @@ func (l *jsLibrary) newCrypto() *goja.Object {
 			n := call.Argument(0)
 			size := n.ToFloat()
 			if !goja.IsNumber(n) || size != size || size < 0 || size > maxRandomBytes || size != float64(int(size)) {
-				panic(nodeerrors.NewRangeError(vm, nodeerrors.ErrCodeOutOfRange, "The value of \"size\" is out of range. It must be an integer >= 0 && <= %d", maxRandomBytes))
+				panic(l.newError(l.rangeErrorCtor, nodeerrors.ErrCodeOutOfRange, "The value of \"size\" is out of range. It must be an integer >= 0 && <= %d", maxRandomBytes))
 			}
 			b := make([]byte, int(size))
 			rand.Read(b)
@@ -130,7 +130,7 @@ func (l *jsLibrary) newDigest(h hash.Hash, isHmac bool) *goja.Object {
 	setMethods(o, map[string]any{
 		"update": func(call goja.FunctionCall) goja.Value {
 			if done {
-				panic(nodeerrors.NewError(vm, nil, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called"))
+				panic(l.newError(l.errorCtor, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called"))
 			}
 			h.Write(l.dataArg(call.Argument(0), call.Argument(1), "data"))
 			return o
@@ -143,7 +143,7 @@ func (l *jsLibrary) newDigest(h hash.Hash, isHmac bool) *goja.Object {
 			case isHmac:
 				sum = []byte{}
 			default:
-				panic(nodeerrors.NewError(vm, nil, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called"))
+				panic(l.newError(l.errorCtor, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called"))
 			}
 			if enc := call.Argument(0); !goja.IsUndefined(enc) && enc.String() != "buffer" {
 				return vm.ToValue(decodeBytes(sum, l.encodingArg(enc, encUTF8)))

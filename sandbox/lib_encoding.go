@@ -259,10 +259,7 @@ func (l *jsLibrary) atob(call goja.FunctionCall) goja.Value {
 // domException returns an Error named like the DOMException a browser or Node would throw
 // (scripts test err.name).
 func (l *jsLibrary) domException(name, message string) *goja.Object {
-	e := nodeerrors.NewError(l.vm, nil, name, "%s", message)
-	if e == nil { // the script deleted the global Error
-		e = l.vm.NewTypeError(message)
-	}
+	e := l.newError(l.errorCtor, "", "%s", message)
 	_ = e.Set("name", name)
 	return e
 }
@@ -339,7 +336,7 @@ func (l *jsLibrary) newTextDecoder() *goja.Object {
 		switch label {
 		case "utf-8", "utf8", "unicode-1-1-utf-8":
 		default:
-			panic(nodeerrors.NewRangeError(vm, "ERR_ENCODING_NOT_SUPPORTED", "The %q encoding is not supported", label))
+			panic(l.newError(l.rangeErrorCtor, "ERR_ENCODING_NOT_SUPPORTED", "The %q encoding is not supported", label))
 		}
 		fatal, ignoreBOM := false, false
 		if o, ok := call.Argument(1).(*goja.Object); ok {

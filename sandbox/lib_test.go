@@ -166,3 +166,25 @@ func TestLibRuntimesIndependent(t *testing.T) {
 		t.Fatal("changes on one runtime leaked into another")
 	}
 }
+
+// TestLibErrorConstructorsPinned checks a script cannot remove the error constructors the
+// library and goja_nodejs throw with: deleting them used to make a throw dereference nil
+// and crash the host.
+func TestLibErrorConstructorsPinned(t *testing.T) {
+	tests := []struct {
+		name, js, want string
+	}{
+		{"delete then RangeError", `"use strict"; try { delete globalThis.RangeError } catch (e) {} try { delete globalThis.Error } catch (e) {}
+			try { crypto.timingSafeEqual(Buffer.from("a"), Buffer.from("ab")) } catch (e) { e.name + ":" + e.code }`, "RangeError:ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH"},
+		{"sloppy delete is refused", `delete globalThis.Error; typeof Error`, "function"},
+		{"assignment is refused", `Error = 1; typeof Error`, "function"},
+		{"goja_nodejs concat range error", `delete globalThis.RangeError; try { Buffer.concat([Buffer.from("a")], -1) } catch (e) { e.name }`, "RangeError"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runLib(t, tt.js); got != tt.want {
+				t.Fatalf("%s = %v, want %s", tt.js, got, tt.want)
+			}
+		})
+	}
+}
