@@ -1,0 +1,237 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-run/switchboard/runtime/server"
+)
+
+// envPrefix starts the environment variable of every serve flag:
+// --max-body is SWITCHBOARD_MAX_BODY.
+const envPrefix = "SWITCHBOARD_"
+
+// serveSettings are the serve command's settings after flags, environment and config file
+// have been merged.
+type serveSettings struct {
+	listen               string
+	publicURL            string
+	connectors           string
+	dataDir              string
+	redisURL             string
+	natsURL              string
+	embeddedNATSListen   string
+	apiToken             string
+	allowPrivateNetworks bool
+	maxBody              byteSize
+	scriptTimeout        time.Duration
+	config               string
+}
+
+// serverConfig turns the settings into the server's configuration.
+func (s serveSettings) serverConfig() server.Config {
+	return server.Config{
+		Listen:               s.listen,
+		PublicURL:            s.publicURL,
+		ConnectorsDir:        s.connectors,
+		DataDir:              s.dataDir,
+		RedisURL:             s.redisURL,
+		NATSURL:              s.natsURL,
+		EmbeddedNATSListen:   s.embeddedNATSListen,
+		APIToken:             s.apiToken,
+		AllowPrivateNetworks: s.allowPrivateNetworks,
+		MaxBody:              int64(s.maxBody),
+		ScriptTimeout:        s.scriptTimeout,
+	}
+}
+
+// serveFlags declares the serve flags on fs, with their defaults, writing into s.
+func serveFlags(fs *flag.FlagSet, s *serveSettings) {
+	s.maxBody = 1 << 20
+	fs.StringVar(&s.listen, "listen", ":8080", "HTTP address")
+	fs.StringVar(&s.publicURL, "public-url", "http://localhost:8080", "base of the webhook and channel URIs handed out")
+	fs.StringVar(&s.connectors, "connectors", "./connectors", "connectors directory")
+	fs.StringVar(&s.dataDir, "data-dir", "./data", "where the embedded store and embedded NATS keep their files")
+	fs.StringVar(&s.redisURL, "redis-url", "", "Redis URL for integrations, connections and subscriptions (empty: the embedded store)")
+	fs.StringVar(&s.natsURL, "nats-url", "", "NATS (JetStream) URL to publish to (empty: an in-process NATS server)")
+	fs.StringVar(&s.embeddedNATSListen, "embedded-nats-listen", "", "also expose the in-process NATS on this address, e.g. 127.0.0.1:4222")
+	fs.StringVar(&s.apiToken, "api-token", "", "bearer token required on /v1 routes (empty: none, a warning is logged)")
+	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient reach loopback and private addresses")
+	fs.Var(&s.maxBody, "max-body", "largest request body accepted on ingest routes (1MiB, 512KiB, 1048576)")
+	fs.DurationVar(&s.scriptTimeout, "script-timeout", 5*time.Second, "deadline of one JavaScript call")
+	fs.StringVar(&s.config, "config", "", "YAML file with the same settings, keys named like the flags")
+}
+
+// parseServeSettings merges the serve settings from, in order of precedence, the command
+// line, the environment (SWITCHBOARD_*), the YAML file named by --config (or
+// SWITCHBOARD_CONFIG), and the defaults. flag.ErrHelp is returned after printing usage for
+// -h.
+func parseServeSettings(args []string, getenv func(string) string, stderr io.Writer) (serveSettings, error) {
+	var s serveSettings
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	serveFlags(fs, &s)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: switchboard serve [flags]\n\nEvery flag can also be set with SWITCHBOARD_<FLAG> (e.g. SWITCHBOARD_MAX_BODY)\nor in the YAML file given to --config (e.g. max-body: 512KiB).\nPrecedence: flag, environment, config file, default.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// Environment next: it fills only what the command line left unset.
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
+		set[f.Name] = true
+	})
+	if err := errors.Join(errs...); err != nil {
+		return s, err
+	}
+
+	if s.config == "" {
+		return s, nil
+	}
+	values, err := readConfigFile(s.config)
+	if err != nil {
+		return s, err
+	}
+	for _, kv := range values {
+		f := fs.Lookup(kv.name)
+		if f == nil || kv.name == "config" {
+			errs = append(errs, fmt.Errorf("%s:%d: unknown setting %q", s.config, kv.line, kv.name))
+			continue
+		}
+		if set[kv.name] {
+			continue
+		}
+		if err := fs.Set(kv.name, kv.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", s.config, kv.line, kv.name, err))
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// envName is the environment variable of a flag: SWITCHBOARD_ + name in upper case, - as _.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+type configValue struct {
+	name, value string
+	line        int
+}
+
+// readConfigFile reads a YAML mapping of flag names to scalar values, in file order.
+func readConfigFile(path string) ([]configValue, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config file %s: %w", path, err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil // empty file
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: want a mapping of setting names to values", path, m.Line)
+	}
+	var out []configValue
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s:%d: %s: want a single value", path, v.Line, k.Value)
+		}
+		if v.Tag == "!!null" {
+			continue
+		}
+		out = append(out, configValue{name: k.Value, value: v.Value, line: k.Line})
+	}
+	return out, nil
+}
+
+// byteSize is a flag.Value for sizes written as 1048576, 1MiB, 512KiB, 1MB or 10kB.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	n := int64(*b)
+	switch {
+	case n > 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n > 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n > 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+var byteUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	"k": 1000, "kb": 1000, "m": 1000 * 1000, "mb": 1000 * 1000, "g": 1000 * 1000 * 1000, "gb": 1000 * 1000 * 1000,
+}
+
+func parseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with a unit such as KiB or MiB", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, kB, MB or GB)", s, strings.TrimSpace(t[i:]))
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("size %q: must be positive", s)
+	}
+	if n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return n * unit, nil
+}

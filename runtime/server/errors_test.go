@@ -1,0 +1,298 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-run/switchboard/runtime/server"
+)
+
+// setUpFaulty installs the faulty test connector as integration f1 with connection conn_f
+// (customer cust_f, user u1) subscribed to "seen" (selector user:u1, a mapping). It returns
+// the webhook path and the subscription id.
+func setUpFaulty(t *testing.T, h *harness) (path, sub string) {
+	t.Helper()
+	h.must(201, "POST", "/v1/integrations", map[string]any{
+		"key": "f1", "connectorKey": "faulty", "parameters": map[string]any{"signingSecret": secretParam},
+	})
+	h.must(201, "POST", "/v1/connections", map[string]any{
+		"id": "conn_f", "integrationKey": "f1", "customerId": "cust_f",
+		"credentials": map[string]any{"accessToken": aliceToken, "user": "u1"},
+	})
+	var s subscriptionBody
+	h.must(201, "POST", "/v1/connections/conn_f/event-subscriptions", map[string]any{"eventKey": "seen"}).json(t, &s)
+	if s.GlobalWebhookEventSelector != "user:u1" || s.GlobalWebhookKey != "hook" {
+		t.Fatalf("subscription = %+v, want hook / user:u1", s)
+	}
+	return h.webhookPath("f1", "hook"), s.ID
+}
+
+// TestIngestErrors checks each failure status of the ingest route.
+func TestIngestErrors(t *testing.T) {
+	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, nil)), MaxBody: 1024, ScriptTimeout: 300 * time.Millisecond}
+	embeddedBackend(t)(&cfg)
+	h := start(t, cfg, &syncBuffer{})
+	path, _ := setUpFaulty(t, h)
+	events := watch(t, h.srv.NATSURL(), eventSubjects)
+
+	t.Run("handled", func(t *testing.T) {
+		h := h.with(t)
+		r := h.post(path, "application/json", []byte(`{"user":"u1"}`))
+		if r.status != 202 || string(r.body) != `{"ok":true}` || r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("reply %d %s %q, want 202 {\"ok\":true} application/json", r.status, r.body, r.header.Get("Content-Type"))
+		}
+		if got := events.collect(1, 300*time.Millisecond); len(got) != 1 || got[0].subject != "events.cust_f.apps.app.event_received.f1.hook.seen" {
+			t.Errorf("events = %v, want one on events.cust_f.apps.app.event_received.f1.hook.seen", got)
+		}
+	})
+
+	chunked := func(n int) io.Reader { return io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("a"), n))) }
+	tests := []struct {
+		name     string
+		path     string
+		body     io.Reader
+		status   int
+		code     string
+		contains []string
+	}{
+		{name: "unknown token", path: "/webhooks/" + strings.Repeat("0", 43), body: strings.NewReader("{}"), status: 404, code: "not_found"},
+		{name: "body over the limit", path: path, body: bytes.NewReader(bytes.Repeat([]byte("a"), 2048)), status: 413, code: "payload_too_large"},
+		{name: "chunked body over the limit", path: path, body: chunked(4096), status: 413, code: "payload_too_large"},
+		{name: "handle throws", path: path + "?mode=throw", body: strings.NewReader(`{"user":"u1"}`), status: 500, code: "handle_failed",
+			contains: []string{"handle.js:5", "cannot verify with"}},
+		{name: "handle times out", path: path + "?mode=loop", body: strings.NewReader(`{"user":"u1"}`), status: 500, code: "handle_failed",
+			contains: []string{"handle.js", "timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := h.with(t)
+			req, _ := http.NewRequestWithContext(t.Context(), "POST", h.base+tt.path, tt.body)
+			req.Header.Set("Content-Type", "application/json")
+			start := time.Now()
+			r := h.send(req, true)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d; body %s", r.status, tt.status, r.body)
+			}
+			code, msg := r.errorCode(t)
+			if code != tt.code {
+				t.Errorf("code %q, want %q (%s)", code, tt.code, msg)
+			}
+			for _, s := range tt.contains {
+				if !strings.Contains(msg, s) {
+					t.Errorf("message %q does not contain %q", msg, s)
+				}
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+	if got := events.collect(0, 300*time.Millisecond); len(got) != 0 {
+		t.Errorf("failed requests published %d events", len(got))
+	}
+
+	t.Run("failing getEventSelector stores nothing", func(t *testing.T) {
+		h := h.with(t)
+		r := h.must(422, "POST", "/v1/connections/conn_f/event-subscriptions", map[string]any{"eventKey": "fails"})
+		code, msg := r.errorCode(t)
+		if code != "selector_failed" || !strings.Contains(msg, "get-event-selector.js:2") || !strings.Contains(msg, "no account for token") {
+			t.Errorf("error %s: %q, want selector_failed naming get-event-selector.js:2", code, msg)
+		}
+		var subs []subscriptionBody
+		h.must(200, "GET", "/v1/connections/conn_f/event-subscriptions", nil).json(t, &subs)
+		if len(subs) != 1 || subs[0].EventKey != "seen" {
+			t.Errorf("subscriptions after a failed one: %+v, want only seen", subs)
+		}
+	})
+	t.Run("unknown event", func(t *testing.T) {
+		h := h.with(t)
+		_, msg := h.must(400, "POST", "/v1/connections/conn_f/event-subscriptions", map[string]any{"eventKey": "nope"}).errorCode(t)
+		if !strings.HasPrefix(msg, "eventKey:") {
+			t.Errorf("message %q does not name eventKey", msg)
+		}
+	})
+	h.assertNoSecrets(secretParam, aliceToken)
+}
+
+// TestBusDown stops the NATS server under a running switchboard: ingest must answer 503
+// with Retry-After at once, never 2xx, and /readyz must name the bus.
+func TestBusDown(t *testing.T) {
+	n := startNATSServer(t)
+	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, nil)), DataDir: t.TempDir(), NATSURL: n.ClientURL()}
+	h := start(t, cfg, &syncBuffer{})
+	path, _ := setUpFaulty(t, h)
+	if r := h.post(path, "application/json", []byte(`{"user":"u1"}`)); r.status != 202 {
+		t.Fatalf("with the bus up: %d %s", r.status, r.body)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	r := h.post(path, "application/json", []byte(`{"user":"u1"}`))
+	if r.status != 503 {
+		t.Fatalf("with the bus down: %d %s, want 503", r.status, r.body)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("503 took %v", d)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After")
+	}
+	if code, _ := r.errorCode(t); code != "unavailable" {
+		t.Errorf("code %q, want unavailable", code)
+	}
+	// An event that matches no subscription needs no bus: handle's answer is sent.
+	if r := h.post(path, "application/json", []byte(`{"user":"nobody"}`)); r.status != 202 {
+		t.Errorf("unrouted event with the bus down: %d %s, want 202", r.status, r.body)
+	}
+
+	var ready struct {
+		Status string
+		Checks map[string]string
+	}
+	rr := h.must(503, "GET", "/readyz", nil)
+	rr.json(t, &ready)
+	if ready.Checks["store"] != "ok" || ready.Checks["bus"] == "ok" || ready.Checks["bus"] == "" {
+		t.Errorf("readyz = %+v, want store ok and bus failing", ready)
+	}
+	h.must(200, "GET", "/healthz", nil)
+}
+
+// TestAPIErrors checks authentication, validation of ids and bodies, and the not found
+// and conflict answers of the /v1 routes.
+func TestAPIErrors(t *testing.T) {
+	const apiToken = "api-token-5d2c91"
+	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, nil)), APIToken: apiToken}
+	embeddedBackend(t)(&cfg)
+	h := start(t, cfg, &syncBuffer{})
+
+	t.Run("authentication", func(t *testing.T) {
+		h := h.with(t)
+		for name, header := range map[string]string{
+			"missing": "", "wrong": "Bearer nope", "basic": "Basic " + apiToken, "prefix": "Bearer " + apiToken[:5],
+		} {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", h.base+"/v1/integrations", nil)
+			if header != "" {
+				req.Header.Set("Authorization", header)
+			}
+			r := h.send(req, true)
+			if r.status != 401 {
+				t.Errorf("%s token: status %d, want 401", name, r.status)
+				continue
+			}
+			if code, _ := r.errorCode(t); code != "unauthorized" {
+				t.Errorf("%s token: code %q", name, code)
+			}
+		}
+		h.must(200, "GET", "/v1/integrations", nil)
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.base+"/healthz", nil)
+		if r := h.send(req, true); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
+			t.Errorf("healthz without a token: %d %s", r.status, r.body)
+		}
+	})
+
+	h.must(201, "POST", "/v1/integrations", map[string]any{"key": "f1", "connectorKey": "faulty", "parameters": map[string]any{"signingSecret": secretParam}})
+	h.must(201, "POST", "/v1/connections", map[string]any{"id": "conn_1", "integrationKey": "f1", "customerId": "cust_1", "credentials": map[string]any{"user": "u"}})
+
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   any
+		status int
+		field  string // the message must start with it
+	}{
+		{"integration key with a space", "POST", "/v1/integrations", map[string]any{"key": "bad key", "connectorKey": "faulty", "parameters": map[string]any{"signingSecret": secretParam}}, 400, "key"},
+		{"integration key too long", "POST", "/v1/integrations", map[string]any{"key": strings.Repeat("k", 129), "connectorKey": "faulty"}, 400, "key"},
+		{"integration key missing", "POST", "/v1/integrations", map[string]any{"connectorKey": "faulty"}, 400, "key"},
+		{"unknown connector", "POST", "/v1/integrations", map[string]any{"key": "x1", "connectorKey": "nope"}, 400, "connectorKey"},
+		{"parameters against the schema", "POST", "/v1/integrations", map[string]any{"key": "x1", "connectorKey": "faulty", "parameters": map[string]any{"signingSecret": "short"}}, 400, "parameters"},
+		{"parameters missing a required field", "POST", "/v1/integrations", map[string]any{"key": "x1", "connectorKey": "faulty"}, 400, "parameters"},
+		{"parameters of the wrong type", "POST", "/v1/integrations", map[string]any{"key": "x1", "connectorKey": "faulty", "parameters": "x"}, 400, "parameters"},
+		{"malformed body", "POST", "/v1/integrations", rawBody("{"), 400, ""},
+		{"duplicate integration", "POST", "/v1/integrations", map[string]any{"key": "f1", "connectorKey": "faulty", "parameters": map[string]any{"signingSecret": secretParam}}, 409, ""},
+		{"unknown integration", "GET", "/v1/integrations/nope", nil, 404, ""},
+		{"patch against the schema", "PATCH", "/v1/integrations/f1", map[string]any{"parameters": map[string]any{"signingSecret": 12}}, 400, "parameters"},
+		{"connection id with a dot", "POST", "/v1/connections", map[string]any{"id": "conn.1", "integrationKey": "f1", "customerId": "c1"}, 400, "id"},
+		{"customer id with a space", "POST", "/v1/connections", map[string]any{"integrationKey": "f1", "customerId": "cust 1"}, 400, "customerId"},
+		{"customer id missing", "POST", "/v1/connections", map[string]any{"integrationKey": "f1"}, 400, "customerId"},
+		{"integration key of a connection", "POST", "/v1/connections", map[string]any{"integrationKey": "f1.x", "customerId": "c1"}, 400, "integrationKey"},
+		{"connection of an unknown integration", "POST", "/v1/connections", map[string]any{"integrationKey": "nope", "customerId": "c1"}, 400, "integrationKey"},
+		{"duplicate connection", "POST", "/v1/connections", map[string]any{"id": "conn_1", "integrationKey": "f1", "customerId": "c1"}, 409, ""},
+		{"unknown connection", "GET", "/v1/connections/nope", nil, 404, ""},
+		{"subscription of an unknown connection", "POST", "/v1/connections/nope/event-subscriptions", map[string]any{"eventKey": "seen"}, 404, ""},
+		{"unknown subscription", "GET", "/v1/event-subscriptions/nope", nil, 404, ""},
+		{"resubscribe an unknown subscription", "POST", "/v1/event-subscriptions/nope/resubscribe", nil, 404, ""},
+		{"unknown route", "GET", "/v1/nope", nil, 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := h.with(t)
+			r := h.do(tt.method, tt.path, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d; body %s", r.status, tt.status, r.body)
+			}
+			code, msg := r.errorCode(t)
+			wantCode := map[int]string{400: "invalid_request", 404: "not_found", 409: "conflict"}[tt.status]
+			if code != wantCode {
+				t.Errorf("code %q, want %q", code, wantCode)
+			}
+			if tt.field != "" && !strings.HasPrefix(msg, tt.field+":") {
+				t.Errorf("message %q does not name %s", msg, tt.field)
+			}
+		})
+	}
+
+	t.Run("patch, resubscribe and delete", func(t *testing.T) {
+		h := h.with(t)
+		var in map[string]any
+		h.must(200, "PATCH", "/v1/integrations/f1", map[string]any{"parameters": map[string]any{"signingSecret": secretParam + "-2"}}).json(t, &in)
+		if _, ok := in["parameters"]; ok || in["key"] != "f1" {
+			t.Errorf("patched integration = %v", in)
+		}
+		var s subscriptionBody
+		h.must(201, "POST", "/v1/connections/conn_1/event-subscriptions", map[string]any{"eventKey": "seen"}).json(t, &s)
+		var again subscriptionBody
+		h.must(200, "POST", "/v1/event-subscriptions/"+s.ID+"/resubscribe", nil).json(t, &again)
+		if again.ID != s.ID || again.GlobalWebhookEventSelector != "user:u" || again.Status != "subscribed" {
+			t.Errorf("resubscribed = %+v", again)
+		}
+		path := h.webhookPath("f1", "hook")
+		h.must(204, "DELETE", "/v1/integrations/f1", nil)
+		h.must(404, "GET", "/v1/integrations/f1", nil)
+		h.must(404, "GET", "/v1/connections/conn_1", nil)
+		if r := h.post(path, "application/json", []byte(`{}`)); r.status != 404 {
+			t.Errorf("webhook of a deleted integration: %d, want 404", r.status)
+		}
+	})
+
+	t.Run("connectors", func(t *testing.T) {
+		h := h.with(t)
+		var got struct {
+			Connectors []struct {
+				Key, Name string
+				Webhooks  []struct{ Key, Name string }
+				Events    []struct{ Key, Name string }
+			}
+			Errors []string
+		}
+		h.must(200, "GET", "/v1/connectors", nil).json(t, &got)
+		if len(got.Connectors) != 2 || got.Connectors[0].Key != "example" || got.Connectors[1].Key != "faulty" || got.Errors == nil || len(got.Errors) != 0 {
+			t.Fatalf("connectors = %+v", got)
+		}
+		ex := got.Connectors[0]
+		if ex.Name != "Example" || len(ex.Webhooks) != 1 || ex.Webhooks[0].Key != "webhook-key" || len(ex.Events) != 1 || ex.Events[0].Key != "message-posted" {
+			t.Errorf("example = %+v", ex)
+		}
+	})
+	h.assertNoSecrets(secretParam, apiToken)
+}
