@@ -11,7 +11,8 @@
 // stored as given; keeping them out of responses and logs is the caller's job.
 //
 // Every write is atomic: a reader sees a record together with its index entries (the
-// selector index that MatchRoutes reads, the lists) or neither. Deleting an integration
+// selector index that MatchRoutes reads, the lists) or neither; redisstore documents the one
+// exception, its global id pointers, which may dangle and then read as not found. Deleting an integration
 // removes its connections, subscriptions and webhook tokens; deleting a connection removes
 // its subscriptions; a removed subscription stops matching at once.
 //
