@@ -345,7 +345,7 @@ func (in *instance) describe(se *ScriptError, v goja.Value) {
 // locate takes the innermost frame that is in the author's file.
 func (se *ScriptError) locate(s *Script, frames []goja.StackFrame) {
 	for _, f := range frames {
-		if f.SrcName() != s.name {
+		if f.SrcName() != s.programName {
 			continue
 		}
 		pos := f.Position()

@@ -9,8 +9,9 @@
 // Compiling: esbuild bundles the module once, at load, into a CommonJS function with an
 // inline source map, and goja compiles that once; every position a script error or stack
 // trace reports is the author's original file:line. The only imports are the Node
-// built-ins "crypto", "node:crypto", "buffer" and "node:buffer"; anything else, a syntax
-// error, or a default export that is not a function is a *CompileError.
+// built-ins "crypto", "node:crypto", "buffer" and "node:buffer" (static or dynamic);
+// anything else, a require() call, a syntax error, or a default export that is not a
+// function is a *CompileError. Scripts see no require, module, exports, process or global.
 //
 // Values: arguments become native JavaScript objects and arrays (Go map keys in sorted
 // order, json.RawMessage keys in document order); results come back the way JSON.stringify
@@ -23,7 +24,8 @@
 // before it goes back to the pool. The module is evaluated once per runtime, so top-level
 // state lives as long as the runtime, never across runtimes. Every call runs under a
 // deadline; the runtime is interrupted when it passes, and host calls (apiClient) are
-// cancelled with it. A runtime that was interrupted or overflowed its stack is discarded.
+// cancelled with it; host work never outlives its call. A runtime that was interrupted or
+// overflowed its stack is discarded.
 //
 // Asynchrony: a call that returns a promise is awaited by a small event loop on the
 // calling goroutine. Host work (apiClient HTTP requests) runs on its own goroutines and

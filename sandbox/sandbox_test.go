@@ -556,3 +556,21 @@ func TestConsole(t *testing.T) {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(records, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestOddScriptName: positions come back under the name given to Compile even when it is
+// not a clean URL path (goja resolves source map names as URLs).
+func TestOddScriptName(t *testing.T) {
+	for _, name := range []string{"handle.js", "/abs/dir/handle.js", "connectors/my connector/100%/handle.js", "./rel/../handle.js"} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Compile(name, []byte("export default async function handle() {\n  await null\n  throw new Error('x')\n}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.CallOnce(t.Context(), Config{}, nil, Env{})
+			se := asScriptError(t, err)
+			if se.File != name || se.Line != 3 || !strings.Contains(se.Stack, name+":3:") {
+				t.Errorf("got %s:%d, want %s:3; stack:\n%s", se.File, se.Line, name, se.Stack)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path"
 	"runtime"
 	"strings"
@@ -24,9 +25,12 @@ type Script struct {
 	name    string
 	program *goja.Program
 	library libraryFunc
-	// mapped is the file name goja reports for positions mapped through the source map; it
-	// differs from name only when name is not a clean slash-separated path.
-	mapped string
+	// goja treats file names as URLs when it applies the source map, so the program is
+	// compiled as programName (name, URL-escaped) and positions come back as mapped (name
+	// resolved as goja does); both differ from name only for names that are not clean
+	// URL paths ("my connector/100%/handle.js").
+	programName string
+	mapped      string
 }
 
 // esbuild bundles the module as an IIFE assigned to moduleVar, and the banner and footer
@@ -57,13 +61,14 @@ func compile(name string, src []byte, lib libraryFunc) (*Script, error) {
 	if len(problems) > 0 {
 		return nil, &CompileError{Problems: problems}
 	}
-	prg, err := goja.Compile(name, code, true)
+	programName := (&url.URL{Path: name}).EscapedPath()
+	prg, err := goja.Compile(programName, code, true)
 	if err != nil {
 		// esbuild accepted what goja does not: goja's positions are in the generated code.
 		return nil, &CompileError{Problems: []Problem{{File: name, Message: "unsupported by the runtime: " + err.Error()}}}
 	}
-	s := &Script{name: name, program: prg, library: lib, mapped: name}
-	if u := file.ResolveSourcemapURL(name, path.Base(name)); u != nil {
+	s := &Script{name: name, program: prg, library: lib, programName: programName, mapped: programName}
+	if u := file.ResolveSourcemapURL(programName, path.Base(name)); u != nil {
 		s.mapped = u.String()
 	}
 	if err := s.check(); err != nil {

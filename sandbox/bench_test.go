@@ -1,0 +1,87 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// webhookBody is a typical ~1 KB webhook delivery.
+const webhookBody = `{
+  "type": "message.posted",
+  "event_id": "Ev0123456789",
+  "event_time": 1764000000,
+  "from_user_id": "U024BE7LH",
+  "team": {"id": "T0001", "domain": "example", "enterprise_id": null},
+  "channel": {"id": "C2147483705", "name": "general", "is_private": false, "members": 42},
+  "message": {
+    "text": "Hello world — ünïcödé and emoji 🎉. Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.",
+    "ts": "1355517523.000005",
+    "thread_ts": null,
+    "edited": false,
+    "reactions": [{"name": "thumbsup", "count": 3, "users": ["U1", "U2", "U3"]}, {"name": "tada", "count": 1, "users": ["U4"]}],
+    "attachments": [{"id": 1, "fallback": "Required plain-text summary", "color": "#36a64f", "title": "Report", "title_link": "https://example.com/reports/1", "fields": [{"title": "Priority", "value": "High", "short": false}]}]
+  },
+  "authorizations": [{"enterprise_id": null, "team_id": "T0001", "user_id": "U0002", "is_bot": true, "is_enterprise_install": false}],
+  "is_ext_shared_channel": false
+}`
+
+const benchHandle = `export default async function handle({ query, data, headers, parameters, rawBody }) {
+  return {
+    events: [{ selector: ` + "`user_id:${data.from_user_id}`" + `, payload: data }],
+    response: { status: 201, data: "Webhook received" },
+  }
+}`
+
+func benchArg(b *testing.B) map[string]any {
+	b.Helper()
+	var data map[string]any
+	if err := json.Unmarshal([]byte(webhookBody), &data); err != nil {
+		b.Fatal(err)
+	}
+	return map[string]any{
+		"query":      map[string]any{},
+		"data":       data,
+		"headers":    map[string]string{"content-type": "application/json", "user-agent": "Example-Hookshot/1.0"},
+		"parameters": map[string]any{"signingSecret": "s3cret"},
+		"rawBody":    webhookBody,
+	}
+}
+
+func checkBenchResult(b *testing.B, result any, err error) {
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := result.(map[string]any)["events"].([]any)
+	if events[0].(map[string]any)["selector"] != "user_id:U024BE7LH" {
+		b.Fatalf("result = %v", result)
+	}
+}
+
+func BenchmarkCallPooled(b *testing.B) {
+	arg := benchArg(b)
+	p := NewPool(mustCompile(b, benchHandle), Config{})
+	b.ReportAllocs()
+	for b.Loop() {
+		result, err := p.Call(b.Context(), arg, Env{})
+		checkBenchResult(b, result, err)
+	}
+}
+
+func BenchmarkCallFresh(b *testing.B) {
+	arg := benchArg(b)
+	s := mustCompile(b, benchHandle)
+	b.ReportAllocs()
+	for b.Loop() {
+		result, err := s.CallOnce(b.Context(), Config{}, arg, Env{})
+		checkBenchResult(b, result, err)
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(testName, []byte(benchHandle)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
