@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,6 +121,23 @@ func TestIngestErrors(t *testing.T) {
 	h.assertNoSecrets(secretParam, aliceToken)
 }
 
+// TestPrivateNetworksRefused: without --allow-private-networks, apiClient cannot reach the
+// loopback fake API, and the subscription fails with a 422 saying why.
+func TestPrivateNetworksRefused(t *testing.T) {
+	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, map[string]string{aliceToken: "U1"}))}
+	embeddedBackend(t)(&cfg)
+	h := startStrict(t, cfg, &syncBuffer{})
+	h.must(201, "POST", "/v1/integrations", map[string]any{"key": "ex1", "connectorKey": "example"})
+	h.must(201, "POST", "/v1/connections", map[string]any{
+		"id": "conn_alice", "integrationKey": "ex1", "customerId": "cust_a", "credentials": map[string]any{"accessToken": aliceToken},
+	})
+	r := h.must(422, "POST", "/v1/connections/conn_alice/event-subscriptions", map[string]any{"eventKey": "message-posted"})
+	if code, msg := r.errorCode(t); code != "selector_failed" || !strings.Contains(msg, "not public") {
+		t.Errorf("error %s %q, want selector_failed saying the address is not public", code, msg)
+	}
+	h.assertNoSecrets(aliceToken)
+}
+
 // TestBusDown stops the NATS server under a running switchboard: ingest must answer 503
 // with Retry-After at once, never 2xx, and /readyz must name the bus.
 func TestBusDown(t *testing.T) {
@@ -165,6 +184,96 @@ func TestBusDown(t *testing.T) {
 		t.Errorf("readyz = %+v, want store ok and bus failing", ready)
 	}
 	h.must(200, "GET", "/healthz", nil)
+}
+
+// TestStoreDown cuts the connection to Redis under a running switchboard: ingest and the
+// API must answer 503 with Retry-After at once, and /readyz must name the store.
+func TestStoreDown(t *testing.T) {
+	proxy := newTCPProxy(t, "127.0.0.1:6379")
+	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, nil))}
+	redisBackendAt(t, "redis://"+proxy.addr()+"/0")(&cfg)
+	h := start(t, cfg, &syncBuffer{})
+	path, _ := setUpFaulty(t, h)
+	if r := h.post(path, "application/json", []byte(`{"user":"u1"}`)); r.status != 202 {
+		t.Fatalf("with the store up: %d %s", r.status, r.body)
+	}
+
+	proxy.cut()
+	for _, tt := range []struct{ name, method, path string }{
+		{"ingest", "POST", path},
+		{"api", "GET", "/v1/integrations"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, h.base+tt.path, strings.NewReader(`{"user":"u1"}`))
+			r := h.with(t).send(req, true)
+			if r.status != 503 || r.header.Get("Retry-After") == "" {
+				t.Fatalf("with the store down: %d (Retry-After %q) %s, want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+			}
+			if code, _ := r.errorCode(t); code != "unavailable" {
+				t.Errorf("code %q, want unavailable", code)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("503 took %v", d)
+			}
+		})
+	}
+	var ready struct{ Checks map[string]string }
+	h.must(503, "GET", "/readyz", nil).json(t, &ready)
+	if ready.Checks["store"] == "ok" || ready.Checks["bus"] != "ok" {
+		t.Errorf("readyz checks = %v, want the store failing and the bus ok", ready.Checks)
+	}
+}
+
+// tcpProxy forwards TCP connections to target until cut, after which it refuses new ones
+// and has closed the open ones: the server on the other side looks unreachable.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
 
 // TestAPIErrors checks authentication, validation of ids and bodies, and the not found

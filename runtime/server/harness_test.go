@@ -63,6 +63,11 @@ func embeddedBackend(t *testing.T) func(cfg *server.Config) {
 // redisBackend: the real Redis under a fresh key prefix (deleted afterwards) and a NATS
 // server of the test's own, in-process on a random port, reached by URL like an external one.
 func redisBackend(t *testing.T) func(cfg *server.Config) {
+	return redisBackendAt(t, redisURL)
+}
+
+// redisBackendAt is redisBackend with the server reaching Redis at url (a proxy, say).
+func redisBackendAt(t *testing.T, url string) func(cfg *server.Config) {
 	prefix := "sbtest-" + randomHex(t, 6)
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
@@ -89,7 +94,7 @@ func redisBackend(t *testing.T) func(cfg *server.Config) {
 	natsURL := startNATS(t)
 	return func(cfg *server.Config) {
 		cfg.DataDir = t.TempDir()
-		cfg.RedisURL = redisURL
+		cfg.RedisURL = url
 		cfg.RedisPrefix = prefix
 		cfg.NATSURL = natsURL
 	}
@@ -238,9 +243,15 @@ const publicURL = "https://switchboard.test"
 // level, to logs (shared across restarts).
 func start(t *testing.T, cfg server.Config, logs *syncBuffer) *harness {
 	t.Helper()
+	cfg.AllowPrivateNetworks = true // the fake API is on loopback
+	return startStrict(t, cfg, logs)
+}
+
+// startStrict is start without allowing private networks.
+func startStrict(t *testing.T, cfg server.Config, logs *syncBuffer) *harness {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.PublicURL = publicURL
-	cfg.AllowPrivateNetworks = true // the fake API is on loopback
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(t.Context(), cfg)
 	if err != nil {
