@@ -223,7 +223,7 @@ func (s *Server) openBus(ctx context.Context) error {
 	n, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{
 		DataDir: s.cfg.DataDir,
 		Listen:  s.cfg.EmbeddedNATSListen,
-		Logger:  s.log,
+		Logger:  slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the embedded nats: %w", err)
@@ -328,4 +328,23 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.http, s.ln, s.bus, s.store, s.nats = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// minLevel drops records below level: the in-process NATS server tells its start-up banner
+// at info level, and the "switchboard ready" line already says where its clients connect.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
 }

@@ -236,6 +236,7 @@ func TestEndToEnd(t *testing.T) {
 					}
 				}
 				for _, want := range []string{
+					"events._system.apps.integration.created.ex1",
 					"events.cust_a.apps.connection.created." + conns[0],
 					"events.cust_b.apps.connection.created." + conns[1],
 					"events.cust_a.apps.subscription.created." + subs[0],
