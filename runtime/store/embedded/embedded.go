@@ -20,6 +20,8 @@
 //	integration-connections   integration \0 connection id -> (empty)
 //	connection-subscriptions  connection id \0 subscription id -> (empty)
 //
+// and the channel buckets of channel.go.
+//
 // A new record kind is a new bucket in bucketNames, with its cascades in the delete
 // functions of its owner.
 package embedded
@@ -58,6 +60,7 @@ const (
 var bucketNames = [...]string{
 	integrations, connections, subscriptions, tokens, webhookTokens, routes,
 	integrationConnections, connectionSubscriptions, meta,
+	channelIDs, connectionChannels, channelCursors,
 }
 
 // schemaVersion is kept in the meta bucket so that a later layout can recognise and migrate
@@ -362,6 +365,9 @@ func deleteConnection(tx *bbolt.Tx, c store.Connection) error {
 		if err := deleteSubscription(tx, sub); err != nil {
 			return err
 		}
+	}
+	if err := deleteChannels(tx, c.ID); err != nil {
+		return err
 	}
 	if err := tx.Bucket([]byte(integrationConnections)).Delete(key(c.IntegrationKey, c.ID)); err != nil {
 		return err

@@ -15,6 +15,8 @@
 //	p:{int:K}:routes:<webhook>:<selector>      HASH    subscription id -> Route JSON (the selector index)
 //	p:{int:K}:tokens                           HASH    webhook key -> token
 //
+// and the channel keys of channel.go.
+//
 // Lookups that arrive without an integration key go through small global keys, each alone in
 // its slot:
 //
@@ -272,9 +274,9 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 		return fmt.Errorf("deleting integration %q: %w", key, store.ErrNotFound)
 	}
 	sl := s.slot(key)
-	var connIDs, subIDs, tokens []string
+	var connIDs, subIDs, tokens, channelIDs []string
 	err := s.atomically(ctx, func(tx *redis.Tx) error {
-		connIDs, subIDs, tokens = nil, nil, nil
+		connIDs, subIDs, tokens, channelIDs = nil, nil, nil, nil
 		n, err := tx.Exists(ctx, sl.integration()).Result()
 		if err != nil {
 			return err
@@ -295,6 +297,11 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 			}
 			subs = append(subs, cs...)
 			subIDs = append(subIDs, ids...)
+			chans, err := readChannelIDs(ctx, tx, sl, id)
+			if err != nil {
+				return err
+			}
+			channelIDs = append(channelIDs, chans...)
 		}
 		webhookTokens, err := tx.HGetAll(ctx, sl.tokens()).Result()
 		if err != nil {
@@ -307,6 +314,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 		dead := []string{sl.integration(), sl.connections(), sl.tokens()}
 		for _, id := range connIDs {
 			dead = append(dead, sl.connection(id), sl.connectionSubscriptions(id))
+			dead = append(dead, sl.channelKeys(id)...)
 		}
 		for _, sub := range subs {
 			dead = append(dead, sl.subscription(sub.ID))
@@ -334,6 +342,9 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 		}
 		for _, t := range tokens {
 			p.Del(ctx, s.tokenKey(t))
+		}
+		for _, cid := range channelIDs {
+			p.Del(ctx, s.channelPointer(cid))
 		}
 		p.SRem(ctx, s.integrationsKey(), key)
 		return nil
@@ -503,7 +514,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("deleting connection %q: %w", id, err)
 	}
-	var subIDs []string
+	var subIDs, channelIDs []string
 	err = s.atomically(ctx, func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, sl.connection(id)).Result()
 		if err != nil {
@@ -517,8 +528,12 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 			return err
 		}
 		subIDs = ids
+		if channelIDs, err = readChannelIDs(ctx, tx, sl, id); err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, sl.connection(id), sl.connectionSubscriptions(id))
+			p.Del(ctx, sl.channelKeys(id)...)
 			p.SRem(ctx, sl.connections(), id)
 			for _, sub := range subs {
 				p.Del(ctx, sl.subscription(sub.ID))
@@ -536,6 +551,9 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 			releaseScript.Eval(ctx, p, []string{s.subscriptionOwner(sid)}, sl.integrationKey)
 		}
 		releaseScript.Eval(ctx, p, []string{s.connectionOwner(id)}, sl.integrationKey)
+		for _, cid := range channelIDs {
+			p.Del(ctx, s.channelPointer(cid))
+		}
 		return nil
 	})
 	if err != nil {
