@@ -153,6 +153,10 @@ func encodePayload(v any, raw []byte) (json.RawMessage, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+// NewEventID returns a new envelope id for time t, as the router gives its envelopes:
+// "evt_" and a ULID. For packages that publish envelopes of their own (channels).
+func NewEventID(t time.Time) string { return newEventID(t) }
+
 // newEventID returns "evt_" and a ULID for time t: 48 bits of Unix milliseconds then 80
 // random bits, in Crockford base32, so ids sort by millisecond. The randomness comes from
 // math/rand/v2's ChaCha8 source, seeded by the OS; ids need to be unique, not secret.

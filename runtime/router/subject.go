@@ -31,6 +31,29 @@ func EventSubject(organizationID, integrationKey, sourceKey, eventKey string) (s
 		"." + integrationKey + "." + sourceKey + "." + eventKey, nil
 }
 
+// ChannelEventSubject returns the subject of an event from a channel:
+// events.{organizationID}.apps.app.event_received.{integrationKey}.{channelKey}.{eventType}.
+// A channel's event type is named by the external app and often holds dots (SPEC 2.4's
+// order.created): they are kept, so the type spans the subject's last tokens
+// (...orders.order.created). Every other part, and each dot-separated part of the type,
+// must be a valid token: no empty part, '*', '>' or white space.
+func ChannelEventSubject(organizationID, integrationKey, channelKey, eventType string) (string, error) {
+	if err := checkTokens(
+		"organization id", organizationID,
+		"integration key", integrationKey,
+		"channel key", channelKey,
+	); err != nil {
+		return "", err
+	}
+	for part := range strings.SplitSeq(eventType, ".") {
+		if !validToken(part) {
+			return "", fmt.Errorf("building subject: event type %q: %w", eventType, ErrInvalidSubjectToken)
+		}
+	}
+	return "events." + organizationID + "." + SourceApps + "." + ResourceApp + "." + EventNameReceived +
+		"." + integrationKey + "." + channelKey + "." + eventType, nil
+}
+
 // StateSubject returns the subject of a state change:
 // events.{organizationID}.apps.{resource}.{eventName}.{id}, for example
 // events.cust_42.apps.subscription.created.sub_1.
