@@ -37,6 +37,9 @@ var (
 	// ErrInvalid: a record the store refuses: a key or id that fails ValidKey, or fields
 	// that contradict each other or the stored record.
 	ErrInvalid = errors.New("invalid")
+	// ErrLimit: the write would take a parent past a limit on its records, such as the
+	// most delivery endpoints an integration may have.
+	ErrLimit = errors.New("limit reached")
 )
 
 // ValidKey reports whether s can be a key or an id in a Store: 1 to 128 characters of
