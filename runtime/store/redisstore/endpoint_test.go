@@ -1,0 +1,13 @@
+package redisstore
+
+import (
+	"testing"
+
+	"github.com/switchboard-run/switchboard/runtime/store/storetest"
+)
+
+func TestEndpointConformance(t *testing.T) {
+	storetest.RunEndpoints(t, func(t *testing.T) storetest.EndpointStore {
+		return openTestStore(t, testRedisURL())
+	})
+}
