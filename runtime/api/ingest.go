@@ -148,6 +148,13 @@ func (a *API) runHandle(ctx context.Context, in store.Integration, wh *connector
 		return res, &Error{Status: http.StatusInternalServerError, Code: codeHandleFailed,
 			Message: redact(fmt.Sprintf("handle of %s returned an invalid result: %v", wh.Handle.Name(), err), in.Parameters)}
 	}
+	if s := res.Response.Status; s != 0 && s < 200 {
+		// An informational status cannot end an HTTP exchange; refuse it before anything
+		// is published.
+		a.metrics.scriptErrors.WithLabelValues(in.Key, "handle").Inc()
+		return res, &Error{Status: http.StatusInternalServerError, Code: codeHandleFailed,
+			Message: fmt.Sprintf("handle of %s returned an invalid result: response.status %d is informational", wh.Handle.Name(), s)}
+	}
 	return res, nil
 }
 
@@ -184,7 +191,9 @@ func writeHandleResponse(c echo.Context, resp connector.Response) error {
 			h.Add(k, v)
 		}
 	}
-	if len(resp.Body) == 0 {
+	// 204 and 304 carry no body in HTTP; handle's data is dropped rather than failing a
+	// request whose events are already published.
+	if len(resp.Body) == 0 || status == http.StatusNoContent || status == http.StatusNotModified {
 		return c.NoContent(status)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))

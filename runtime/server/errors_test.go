@@ -53,6 +53,14 @@ func TestIngestErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("204 drops the body and keeps the headers", func(t *testing.T) {
+		h := h.with(t)
+		r := h.post(path+"?mode=nobody", "application/json", []byte(`{"user":"u1"}`))
+		if r.status != 204 || len(r.body) != 0 || r.header.Get("X-Kept") != "yes" {
+			t.Errorf("reply %d %q x-kept=%q, want 204, no body, x-kept=yes", r.status, r.body, r.header.Get("X-Kept"))
+		}
+	})
+
 	chunked := func(n int) io.Reader { return io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("a"), n))) }
 	tests := []struct {
 		name     string
@@ -66,7 +74,9 @@ func TestIngestErrors(t *testing.T) {
 		{name: "body over the limit", path: path, body: bytes.NewReader(bytes.Repeat([]byte("a"), 2048)), status: 413, code: "payload_too_large"},
 		{name: "chunked body over the limit", path: path, body: chunked(4096), status: 413, code: "payload_too_large"},
 		{name: "handle throws", path: path + "?mode=throw", body: strings.NewReader(`{"user":"u1"}`), status: 500, code: "handle_failed",
-			contains: []string{"handle.js:5", "cannot verify with"}},
+			contains: []string{"handle.js:6", "cannot verify with"}},
+		{name: "handle answers an informational status", path: path + "?mode=early", body: strings.NewReader(`{"user":"u1"}`), status: 500, code: "handle_failed",
+			contains: []string{"handle.js", "informational"}},
 		{name: "handle times out", path: path + "?mode=loop", body: strings.NewReader(`{"user":"u1"}`), status: 500, code: "handle_failed",
 			contains: []string{"handle.js", "timeout"}},
 	}
@@ -213,7 +223,7 @@ func TestStoreDown(t *testing.T) {
 			if code, _ := r.errorCode(t); code != "unavailable" {
 				t.Errorf("code %q, want unavailable", code)
 			}
-			if d := time.Since(start); d > 3*time.Second {
+			if d := time.Since(start); d > 4*time.Second {
 				t.Errorf("503 took %v", d)
 			}
 		})
