@@ -8,6 +8,9 @@
 // configured. Event keys: contact-creation, contact-propertychange, deal-creation,
 // deal-propertychange.
 export default async function handle({ method, headers, data, parameters, rawBody }) {
+  if (!parameters.webhookUrl) {
+    console.warn('hubspot: connector parameter webhookUrl is not set; every request is refused')
+  }
   const signed = webhooks.verifyHubSpot(rawBody, headers, parameters.clientSecret,
     { url: parameters.webhookUrl, method })
   if (!signed) {
