@@ -19,6 +19,9 @@ const (
 	ctxErrorCode   = "switchboard.error"
 )
 
+// probeRoutes are polled by machines; their successes are logged at debug level.
+var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
 // ingestRoute is the route whose path carries a secret token: it is never logged as is.
 const ingestRoute = "/webhooks/:token"
 
@@ -68,8 +71,11 @@ func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs = append(attrs, slog.String("error", code))
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelWarn
+		case probeRoutes[c.Path()] && status < 400:
+			level = slog.LevelDebug // polled every few seconds by orchestrators and scrapers
 		}
 		a.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		return nil
