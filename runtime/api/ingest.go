@@ -170,10 +170,13 @@ func deliveryKey(r *http.Request, body []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// hopHeaders are managed by the HTTP server, not by handle.
-var hopHeaders = map[string]bool{
-	"Connection": true, "Content-Length": true, "Keep-Alive": true, "Transfer-Encoding": true,
-	"Te": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true,
+// isHopHeader tells the headers that the HTTP server manages, not handle.
+func isHopHeader(canonical string) bool {
+	switch canonical {
+	case "Connection", "Content-Length", "Keep-Alive", "Transfer-Encoding", "Te", "Trailer", "Upgrade", "Proxy-Connection":
+		return true
+	}
+	return false
 }
 
 // writeHandleResponse sends handle's response as it gave it; without one, 200 and no body.
@@ -184,7 +187,7 @@ func writeHandleResponse(c echo.Context, resp connector.Response) error {
 	}
 	h := c.Response().Header()
 	for k, vs := range resp.Header {
-		if hopHeaders[http.CanonicalHeaderKey(k)] {
+		if isHopHeader(http.CanonicalHeaderKey(k)) {
 			continue
 		}
 		for _, v := range vs {

@@ -19,8 +19,14 @@ const (
 	ctxErrorCode   = "switchboard.error"
 )
 
-// probeRoutes are polled by machines; their successes are logged at debug level.
-var probeRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+// isProbe tells the routes polled by machines; their successes are logged at debug level.
+func isProbe(route string) bool {
+	switch route {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
+}
 
 // ingestRoute is the route whose path carries a secret token: it is never logged as is.
 const ingestRoute = "/webhooks/:token"
@@ -74,7 +80,7 @@ func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case status >= 500:
 			level = slog.LevelWarn
-		case probeRoutes[c.Path()] && status < 400:
+		case isProbe(c.Path()) && status < 400:
 			level = slog.LevelDebug // polled every few seconds by orchestrators and scrapers
 		}
 		a.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
