@@ -204,10 +204,26 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-var byteUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-	"k": 1000, "kb": 1000, "m": 1000 * 1000, "mb": 1000 * 1000, "g": 1000 * 1000 * 1000, "gb": 1000 * 1000 * 1000,
+// byteUnit is the size of a unit, case-insensitive: binary (KiB, MiB, GiB) or decimal (kB,
+// MB, GB); no unit is bytes.
+func byteUnit(u string) (int64, bool) {
+	switch strings.ToLower(u) {
+	case "", "b":
+		return 1, true
+	case "kib":
+		return 1 << 10, true
+	case "mib":
+		return 1 << 20, true
+	case "gib":
+		return 1 << 30, true
+	case "k", "kb":
+		return 1000, true
+	case "m", "mb":
+		return 1000 * 1000, true
+	case "g", "gb":
+		return 1000 * 1000 * 1000, true
+	}
+	return 0, false
 }
 
 func parseByteSize(s string) (int64, error) {
@@ -223,7 +239,7 @@ func parseByteSize(s string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("size %q: %w", s, err)
 	}
-	unit, ok := byteUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	unit, ok := byteUnit(strings.TrimSpace(t[i:]))
 	if !ok {
 		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, kB, MB or GB)", s, strings.TrimSpace(t[i:]))
 	}
