@@ -295,6 +295,9 @@ parametersSchema:
   properties:
     signingSecret: { type: string, minLength: 8 }
     retries: { type: integer }
+    apiKey: { type: string, pattern: "^sk_" }
+    region: { enum: [eu, us] }
+    mode: { const: live }
   required: [signingSecret]
 `)
 	c, err := LoadConnector(filepath.Join(dir, "x"))
@@ -302,14 +305,21 @@ parametersSchema:
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name   string
-		params map[string]any
-		want   []string // substrings of the error; none: valid
+		name    string
+		params  map[string]any
+		want    []string // substrings of the error; none: valid
+		notWant []string // substrings the error must not contain
 	}{
 		{name: "valid", params: map[string]any{"signingSecret": "12345678", "retries": 3.0}},
 		{name: "nil is an empty object", params: nil, want: []string{"/: required: missing property 'signingSecret'"}},
 		{name: "wrong type", params: map[string]any{"signingSecret": 12.0}, want: []string{"/signingSecret: type: got number, want string"}},
 		{name: "two problems", params: map[string]any{"signingSecret": "short", "retries": 1.5}, want: []string{"/signingSecret: minLength", "/retries: type"}},
+		{
+			name:    "values are not echoed",
+			params:  map[string]any{"signingSecret": "12345678", "apiKey": "pk_SECRET1", "region": "SECRET2", "mode": "SECRET3"},
+			want:    []string{`/apiKey: pattern: does not match pattern "^sk_"`, "/region: enum: is not one of the allowed values", "/mode: const: is not the expected constant"},
+			notWant: []string{"SECRET"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,6 +337,11 @@ parametersSchema:
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q contains %q", err, w)
 				}
 			}
 		})

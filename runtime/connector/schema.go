@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
@@ -22,6 +23,36 @@ type refusingLoader struct{}
 
 func (refusingLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("external $ref %q is not allowed", url)
+}
+
+// describeWithoutValue describes a validation failure without repeating the value that
+// failed: parameters hold secrets, and a 400 must not echo one back (or into a log).
+func describeWithoutValue(k jsonschema.ErrorKind) string {
+	switch k := k.(type) {
+	case *kind.Pattern:
+		return fmt.Sprintf("does not match pattern %q", k.Want)
+	case *kind.Const:
+		return "is not the expected constant"
+	case *kind.Enum:
+		return "is not one of the allowed values"
+	case *kind.Format:
+		return fmt.Sprintf("is not a valid %s", k.Want)
+	case *kind.InvalidJsonValue:
+		return "is not a valid JSON value"
+	case *kind.ContentMediaType:
+		return fmt.Sprintf("is not %s", k.Want)
+	case *kind.Minimum:
+		return fmt.Sprintf("must be >= %s", k.Want.RatString())
+	case *kind.Maximum:
+		return fmt.Sprintf("must be <= %s", k.Want.RatString())
+	case *kind.ExclusiveMinimum:
+		return fmt.Sprintf("must be > %s", k.Want.RatString())
+	case *kind.ExclusiveMaximum:
+		return fmt.Sprintf("must be < %s", k.Want.RatString())
+	case *kind.MultipleOf:
+		return fmt.Sprintf("must be a multiple of %s", k.Want.RatString())
+	}
+	return describe(k)
 }
 
 // compileSchema compiles the JSON Schema held by YAML node n. Problems are reported at the
@@ -129,7 +160,7 @@ func validate(sch *jsonschema.Schema, what string, v any) error {
 		if kw != "" {
 			issue += kw + ": "
 		}
-		out.Issues = append(out.Issues, issue+describe(leaf.ErrorKind))
+		out.Issues = append(out.Issues, issue+describeWithoutValue(leaf.ErrorKind))
 	}
 	return out
 }
