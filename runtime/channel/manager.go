@@ -1,0 +1,415 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/switchboard-run/switchboard/runtime/connector"
+	"github.com/switchboard-run/switchboard/runtime/router"
+	"github.com/switchboard-run/switchboard/runtime/store"
+	"github.com/switchboard-run/switchboard/sandbox"
+)
+
+// Store is what channels need of the store.
+type Store interface {
+	store.ChannelStore
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	GetIntegration(ctx context.Context, key string) (store.Integration, error)
+}
+
+// Bus stores messages; *bus.Bus satisfies it.
+type Bus interface {
+	// PublishAll returns nil only when every message is durably stored.
+	PublishAll(ctx context.Context, msgs []router.Message) error
+}
+
+// Catalog finds loaded connectors; the API's catalog satisfies it.
+type Catalog interface {
+	Connector(key string) (*connector.Connector, bool)
+}
+
+// Config configures a Manager. Store, Bus and Connectors are required; zero durations take
+// the defaults shown.
+type Config struct {
+	Store      Store
+	Bus        Bus
+	Connectors Catalog
+	// HTTPClient reaches the connectors' APIs; the caller decides which addresses it may
+	// dial (the server's egress guard). SSE streams use a copy without its overall Timeout.
+	// Default: http.DefaultClient.
+	HTTPClient *http.Client
+	Logger     *slog.Logger // nil discards
+	Metrics    *Metrics     // nil: unregistered metrics
+	Now        func() time.Time
+
+	// Resync is how often Run compares its workers with the store (30s), catching changes
+	// no Changed call reported.
+	Resync time.Duration
+	// MinBackoff and MaxBackoff bound the exponential, jittered wait before reconnecting a
+	// failed SSE stream or retrying a failed poll (1s and 5m; a failing poll never waits
+	// less than its interval).
+	MinBackoff, MaxBackoff time.Duration
+	// HealthyAfter is how long an SSE stream must have lasted for its backoff to start
+	// again from MinBackoff (30s).
+	HealthyAfter time.Duration
+	// ReadTimeout is how long an SSE stream may stay silent, comments and heartbeats
+	// included, before it is dropped and reconnected (90s).
+	ReadTimeout time.Duration
+	// MaxLine and MaxEvent bound one SSE line and one SSE event's data (1 MiB and 4 MiB);
+	// a stream that exceeds either is dropped and reconnected.
+	MaxLine, MaxEvent int
+	// MaxResponse bounds a polling response body (16 MiB).
+	MaxResponse int64
+}
+
+func (c Config) withDefaults() Config {
+	if c.HTTPClient == nil {
+		c.HTTPClient = http.DefaultClient
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Resync, 30*time.Second)
+	def(&c.MinBackoff, time.Second)
+	def(&c.MaxBackoff, 5*time.Minute)
+	def(&c.HealthyAfter, 30*time.Second)
+	def(&c.ReadTimeout, 90*time.Second)
+	if c.MaxLine <= 0 {
+		c.MaxLine = 1 << 20
+	}
+	if c.MaxEvent <= 0 {
+		c.MaxEvent = 4 << 20
+	}
+	if c.MaxResponse <= 0 {
+		c.MaxResponse = 16 << 20
+	}
+	return c
+}
+
+// Manager runs the channels: it receives what is pushed to webhook and cloudevents
+// channels and supervises the workers of sse and polling channels. See the package doc.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu      sync.Mutex
+	pending map[store.ChannelRef]bool // channels to look at again; ChannelKey "" means all of a connection's
+	wake    chan struct{}             // capacity 1: Run has pending work
+}
+
+// New returns a Manager over cfg. Nothing runs until Run.
+func New(cfg Config) *Manager {
+	cfg = cfg.withDefaults()
+	return &Manager{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		pending: map[store.ChannelRef]bool{},
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// ChannelID returns the id in the URL of a connection's webhook or cloudevents channel.
+func (m *Manager) ChannelID(ctx context.Context, connectionID, channelKey string) (string, error) {
+	return m.cfg.Store.ChannelID(ctx, connectionID, channelKey)
+}
+
+// Changed asks Run to look at a connection's channel again, after its subscriptions changed:
+// start its worker if it has subscriptions now, stop it if it has none. An empty channelKey
+// means every channel of the connection (it was deleted). It never blocks; a call before
+// Run starts is handled when it does.
+func (m *Manager) Changed(connectionID, channelKey string) {
+	m.mu.Lock()
+	m.pending[store.ChannelRef{ConnectionID: connectionID, ChannelKey: channelKey}] = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// worker is a running sse or polling worker, as Run sees it.
+type worker struct {
+	kind   string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the worker's goroutine returned
+}
+
+// Run supervises the workers until ctx ends, then stops them all and returns once they
+// have returned. It is the only goroutine that starts or stops workers. It returns nil.
+func (m *Manager) Run(ctx context.Context) error {
+	workers := map[store.ChannelRef]*worker{}
+	defer func() {
+		for ref, w := range workers {
+			w.cancel()
+			<-w.done
+			delete(workers, ref)
+		}
+	}()
+
+	resync := time.NewTicker(m.cfg.Resync)
+	defer resync.Stop()
+	// Until the first full sync succeeds (the store may not answer yet), retry sooner than
+	// the resync period.
+	retry := backoff.ExponentialBackOff{InitialInterval: m.cfg.MinBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: m.cfg.Resync}
+	var retryC <-chan time.Time
+	if err := m.syncAll(ctx, workers); err != nil {
+		retryC = time.After(retry.NextBackOff())
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+			for _, ref := range m.takePending() {
+				m.syncOne(ctx, workers, ref)
+			}
+		case <-retryC:
+			retryC = nil
+			if err := m.syncAll(ctx, workers); err != nil {
+				retryC = time.After(retry.NextBackOff())
+			}
+		case <-resync.C:
+			if err := m.syncAll(ctx, workers); err != nil && retryC == nil {
+				retryC = time.After(retry.NextBackOff())
+			}
+		}
+	}
+}
+
+func (m *Manager) takePending() []store.ChannelRef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	refs := make([]store.ChannelRef, 0, len(m.pending))
+	for ref := range m.pending {
+		refs = append(refs, ref)
+	}
+	clear(m.pending)
+	return refs
+}
+
+// syncAll compares the workers with every channel that has subscriptions.
+func (m *Manager) syncAll(ctx context.Context, workers map[store.ChannelRef]*worker) error {
+	active, err := m.cfg.Store.ListActiveChannels(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("listing channels with subscriptions", "error", err)
+		}
+		return err
+	}
+	want := make(map[store.ChannelRef]bool, len(active))
+	for _, ref := range active {
+		want[keyOf(ref)] = true
+		m.apply(ctx, workers, ref, true)
+	}
+	for ref, w := range workers {
+		select {
+		case <-w.done: // it gave up by itself (its connection went away)
+			delete(workers, ref)
+			m.metrics.workers.WithLabelValues(w.kind).Dec()
+			continue
+		default:
+		}
+		if !want[ref] {
+			m.syncOne(ctx, workers, ref)
+		}
+	}
+	return nil
+}
+
+// syncOne looks at one channel (or, with an empty ChannelKey, every running worker of the
+// connection) and starts or stops its worker.
+func (m *Manager) syncOne(ctx context.Context, workers map[store.ChannelRef]*worker, ref store.ChannelRef) {
+	refs := []store.ChannelRef{ref}
+	if ref.ChannelKey == "" {
+		refs = refs[:0]
+		for r := range workers {
+			if r.ConnectionID == ref.ConnectionID {
+				refs = append(refs, r)
+			}
+		}
+	}
+	for _, ref := range refs {
+		subs, err := m.cfg.Store.ListChannelSubscriptions(ctx, ref.ConnectionID, ref.ChannelKey, "")
+		switch {
+		case errors.Is(err, store.ErrNotFound): // the connection is gone, its cursors with it
+			m.apply(ctx, workers, ref, false)
+		case err != nil:
+			if ctx.Err() == nil {
+				m.log.Warn("listing channel subscriptions", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
+			}
+		case len(subs) > 0:
+			ref.IntegrationKey = subs[0].IntegrationKey
+			m.apply(ctx, workers, ref, true)
+		default:
+			m.apply(ctx, workers, ref, false)
+			// No subscriptions left: the next subscription starts from now, not from where
+			// this one stopped.
+			if err := m.cfg.Store.SetChannelCursor(ctx, ref.ConnectionID, ref.ChannelKey, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+				m.log.Warn("clearing a channel cursor", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
+			}
+		}
+	}
+}
+
+// apply is the one place that decides to start or stop a worker: leader election, when it
+// comes, gates it here.
+func (m *Manager) apply(ctx context.Context, workers map[store.ChannelRef]*worker, ref store.ChannelRef, run bool) {
+	key := keyOf(ref)
+	w, running := workers[key]
+	if running {
+		select {
+		case <-w.done:
+			delete(workers, key)
+			m.metrics.workers.WithLabelValues(w.kind).Dec()
+			running = false
+		default:
+		}
+	}
+	switch {
+	case run && !running:
+		t, err := m.resolve(ctx, ref)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+				m.log.Warn("starting a channel worker", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
+			}
+			return
+		}
+		if t.channel.Kind != connector.ChannelSSE && t.channel.Kind != connector.ChannelPolling {
+			return // pushed to, not pulled: nothing to run
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := &worker{kind: t.channel.Kind, cancel: cancel, done: make(chan struct{})}
+		workers[key] = w
+		m.metrics.workers.WithLabelValues(w.kind).Inc()
+		go func() {
+			defer close(w.done)
+			m.runWorker(wctx, t.ref, w.kind)
+		}()
+	case !run && running:
+		w.cancel()
+		<-w.done
+		delete(workers, key)
+		m.metrics.workers.WithLabelValues(w.kind).Dec()
+	}
+}
+
+// keyOf is ref without its integration, which Changed does not know: workers are keyed by
+// connection and channel.
+func keyOf(ref store.ChannelRef) store.ChannelRef {
+	return store.ChannelRef{ConnectionID: ref.ConnectionID, ChannelKey: ref.ChannelKey}
+}
+
+// target is a connection's channel, resolved: its connector's definition and the API it
+// talks to with the connection's credentials.
+type target struct {
+	ref     store.ChannelRef
+	conn    store.Connection
+	channel *connector.Channel
+	api     *sandbox.API // nil for channels that need none
+}
+
+// resolve reads ref's connection and integration and finds its channel in the connectors.
+// store.ErrNotFound (wrapped) when the connection or integration is gone;
+// ErrConnectorMissing when the connector or its channel is not loaded.
+func (m *Manager) resolve(ctx context.Context, ref store.ChannelRef) (target, error) {
+	conn, err := m.cfg.Store.GetConnection(ctx, ref.ConnectionID)
+	if err != nil {
+		return target{}, fmt.Errorf("resolving channel %q: %w", ref.ChannelKey, err)
+	}
+	in, err := m.cfg.Store.GetIntegration(ctx, conn.IntegrationKey)
+	if err != nil {
+		return target{}, fmt.Errorf("resolving channel %q: %w", ref.ChannelKey, err)
+	}
+	ref.IntegrationKey = conn.IntegrationKey
+	cn, ok := m.cfg.Connectors.Connector(in.ConnectorKey)
+	if !ok {
+		return target{}, fmt.Errorf("resolving channel %q: connector %q: %w", ref.ChannelKey, in.ConnectorKey, ErrConnectorMissing)
+	}
+	ch, ok := cn.Channels[ref.ChannelKey]
+	if !ok {
+		return target{}, fmt.Errorf("resolving channel %q of connector %q: %w", ref.ChannelKey, cn.Key, ErrConnectorMissing)
+	}
+	t := target{ref: ref, conn: conn, channel: ch}
+	if ch.Kind == connector.ChannelSSE || ch.Kind == connector.ChannelPolling {
+		t.api, err = cn.ResolveAPI(conn.Credentials, conn.Parameters, in.Parameters, m.cfg.HTTPClient)
+		if err != nil {
+			return target{}, fmt.Errorf("resolving channel %q: %w", ref.ChannelKey, err)
+		}
+		if t.api == nil {
+			return target{}, fmt.Errorf("resolving channel %q: connector %q has no api.baseUri", ref.ChannelKey, cn.Key)
+		}
+	}
+	return t, nil
+}
+
+// runWorker runs an sse or polling worker until ctx ends or its connection goes away.
+func (m *Manager) runWorker(ctx context.Context, ref store.ChannelRef, kind string) {
+	log := m.log.With("integration", ref.IntegrationKey, "connection", ref.ConnectionID, "channel", ref.ChannelKey, "kind", kind)
+	log.Info("channel worker started")
+	defer log.Info("channel worker stopped")
+	switch kind {
+	case connector.ChannelSSE:
+		m.runSSE(ctx, ref, log)
+	case connector.ChannelPolling:
+		m.runPolling(ctx, ref, log)
+	}
+}
+
+// newBackoff is the exponential, jittered backoff of a worker, starting at least at floor.
+func (m *Manager) newBackoff(floor time.Duration) *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     max(m.cfg.MinBackoff, floor),
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         max(m.cfg.MaxBackoff, floor),
+	}
+	b.Reset()
+	return b
+}
+
+// sleep waits for d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// saveCursor stores a worker's cursor after the bus acknowledged what it covers, even when
+// ctx just ended: the events are on the bus, and a lost cursor would replay them.
+func (m *Manager) saveCursor(ctx context.Context, ref store.ChannelRef, cursor string) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return m.cfg.Store.SetChannelCursor(sctx, ref.ConnectionID, ref.ChannelKey, cursor)
+}
+
+// logRejected logs a payload that failed its schema: the event's type and id and the schema
+// issues, never the payload or the connection's secrets.
+func (m *Manager) logRejected(log *slog.Logger, kind string, ref store.ChannelRef, re *RejectedError) {
+	m.metrics.rejected.WithLabelValues(ref.IntegrationKey, ref.ChannelKey, kind).Inc()
+	log.Warn("channel event rejected by its schema", "event_type", re.Type, "event_id", re.ID, "issues", re.Issues)
+}
