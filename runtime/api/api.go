@@ -89,6 +89,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Checks are run by /readyz.
 	Checks []Check
+	// Channels is the channel runtime behind /hooks/{channelId}, channel subscriptions and
+	// GET /v1/connections/{id}/channels; nil: those routes are absent.
+	Channels Channels
 	Logger *slog.Logger
 	// Metrics receives the API's metrics; nil: a registry of the API's own.
 	Metrics *Metrics
@@ -180,4 +183,6 @@ func (a *API) routes() {
 	v1.GET("/event-subscriptions/:id", a.getSubscription)
 	v1.DELETE("/event-subscriptions/:id", a.deleteSubscription)
 	v1.POST("/event-subscriptions/:id/resubscribe", a.resubscribe)
+
+	a.channelRoutes()
 }

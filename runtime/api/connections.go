@@ -134,6 +134,7 @@ func (a *API) deleteConnection(c echo.Context) error {
 	if err := a.cfg.Store.DeleteConnection(ctx, conn.ID); err != nil {
 		return fromStore(err, fmt.Sprintf("connection %q", conn.ID))
 	}
+	a.subscriptionsGone(subs...)
 	for _, s := range subs {
 		a.publishState(ctx, s.CustomerID, "subscription", "deleted", s.ID, viewSubscription(s))
 	}

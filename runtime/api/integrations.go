@@ -171,6 +171,7 @@ func (a *API) deleteIntegration(c echo.Context) error {
 	}
 	a.pools.drop(in.Key)
 	for i, cn := range conns {
+		a.subscriptionsGone(subs[i]...)
 		for _, s := range subs[i] {
 			a.publishState(ctx, s.CustomerID, "subscription", "deleted", s.ID, viewSubscription(s))
 		}

@@ -226,6 +226,7 @@ func (a *API) deleteSubscription(c echo.Context) error {
 	if err := a.cfg.Store.DeleteSubscription(ctx, s.ID); err != nil {
 		return fromStore(err, fmt.Sprintf("subscription %q", s.ID))
 	}
+	a.subscriptionsGone(s)
 	a.publishState(ctx, s.CustomerID, "subscription", "deleted", s.ID, viewSubscription(s))
 	return c.NoContent(http.StatusNoContent)
 }
