@@ -92,7 +92,7 @@ type Config struct {
 	// Channels is the channel runtime behind /hooks/{channelId}, channel subscriptions and
 	// GET /v1/connections/{id}/channels; nil: those routes are absent.
 	Channels Channels
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// Metrics receives the API's metrics; nil: a registry of the API's own.
 	Metrics *Metrics
 	// Now is the clock; default time.Now.
