@@ -6,7 +6,8 @@
 // Ownership and lifecycle: New opens everything and binds the listener, so a Server that New
 // returned is ready to serve and Addr tells where; nothing is served until Run. Run serves
 // until its ctx ends and then shuts down in order: stop accepting HTTP requests and wait
-// (bounded by ShutdownTimeout) for those in flight, drain the bus (publishes in flight get
+// (bounded by ShutdownTimeout) for those in flight, stop the channel workers (started by
+// Run, see package channel), drain the bus (publishes in flight get
 // their acknowledgements), close the store, stop the in-process NATS. A Server that is
 // never run is released with Close. The configuration comes from cmd; this package reads no
 // flags, environment or files other than the connector tree and the data directory.
@@ -25,6 +26,7 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/api"
 	"github.com/switchboard-run/switchboard/runtime/bus"
+	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/connector"
 	"github.com/switchboard-run/switchboard/runtime/router"
 	"github.com/switchboard-run/switchboard/runtime/store"
@@ -49,6 +51,9 @@ type Config struct {
 	ScriptTimeout        time.Duration // 5s; deadline of one JavaScript call
 	ShutdownTimeout      time.Duration // 10s; how long requests in flight get at shutdown
 	StartTimeout         time.Duration // 30s; how long to wait for Redis and NATS at start-up
+	ChannelReadTimeout   time.Duration // 90s; how long an SSE channel stream may stay silent before reconnecting
+	ChannelBackoff       time.Duration // 1s; first wait before reconnecting an SSE channel or retrying a failed poll
+	ChannelResync        time.Duration // 30s; how often channel workers are checked against the store
 	Logger               *slog.Logger  // nil discards
 }
 
@@ -87,8 +92,11 @@ func (c Config) withDefaults() Config {
 }
 
 // backingStore is what the server needs of a store: the whole contract, since it hands the
-// store to the API, the router and the readiness checks, and closes it.
-type backingStore = store.Store
+// store to the API, the router, the channels and the readiness checks, and closes it.
+type backingStore interface {
+	store.Store
+	store.ChannelStore
+}
 
 // Server is a switchboard ready to serve. Make one with New.
 type Server struct {
@@ -100,6 +108,10 @@ type Server struct {
 	store backingStore
 	bus   *bus.Bus
 	nats  *bus.Embedded // nil with an external NATS
+
+	channels     *channel.Manager
+	stopChannels context.CancelFunc // set while the channel workers run
+	channelsDone chan struct{}
 }
 
 // New loads the connectors (refusing a tree that does not load, with every problem in the
@@ -137,6 +149,18 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	rt := router.New(router.Config{Matcher: s.store, Publisher: s.bus, Logger: s.log.With("component", "router")})
 	metrics := api.NewMetrics()
+	egress := EgressClient(cfg.AllowPrivateNetworks)
+	s.channels = channel.New(channel.Config{
+		Store:       s.store,
+		Bus:         s.bus,
+		Connectors:  api.SetCatalog{Set: set},
+		HTTPClient:  egress,
+		Logger:      s.log.With("component", "channel"),
+		Metrics:     channel.NewMetrics(metrics.Registry),
+		Resync:      cfg.ChannelResync,
+		MinBackoff:  cfg.ChannelBackoff,
+		ReadTimeout: cfg.ChannelReadTimeout,
+	})
 	s.api = api.New(api.Config{
 		Store:      s.store,
 		Router:     rt,
@@ -145,7 +169,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		APIToken:   cfg.APIToken,
 		MaxBody:    cfg.MaxBody,
 		Script:     sandbox.Limits{Timeout: cfg.ScriptTimeout},
-		HTTPClient: EgressClient(cfg.AllowPrivateNetworks),
+		HTTPClient: egress,
+		Channels:   s.channels,
 		Checks: []api.Check{
 			{Name: "store", Ping: s.store.Ping},
 			{Name: "bus", Ping: s.bus.Ping},
@@ -283,6 +308,12 @@ func (s *Server) API() *api.API { return s.api }
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.ln) }()
+	chCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopChannels, s.channelsDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.channelsDone)
+		s.channels.Run(chCtx)
+	}()
 
 	var err error
 	select {
@@ -298,7 +329,8 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(err, s.Close(closeCtx))
 }
 
-// Close stops accepting requests, waits until ctx ends for those in flight, drains the bus,
+// Close stops accepting requests, waits until ctx ends for those in flight, stops the
+// channel workers, drains the bus,
 // closes the store and stops the in-process NATS, in that order.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
@@ -310,6 +342,15 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.ln != nil {
 		s.ln.Close() // Shutdown closes only listeners that Serve was given
+	}
+	if s.stopChannels != nil {
+		s.stopChannels()
+		select {
+		case <-s.channelsDone:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("stopping the channel workers: %w", ctx.Err()))
+		}
+		s.stopChannels = nil
 	}
 	if s.bus != nil {
 		if err := s.bus.Close(ctx); err != nil {
