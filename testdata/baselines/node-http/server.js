@@ -136,9 +136,17 @@ function splitHostPort(s) {
   return [s.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', Number(s.slice(i + 1))]
 }
 
+// Stop on a signal: stop accepting, let requests in flight finish, drain NATS, quit Redis;
+// give up after 5 s, or at once on a second signal.
+let stopping = false
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
-    server.close()
-    Promise.allSettled([nc.drain(), redis.quit()]).then(() => process.exit(0))
+    if (stopping) process.exit(1)
+    stopping = true
+    setTimeout(() => process.exit(1), 5000).unref()
+    server.close(() => {
+      Promise.allSettled([nc.drain(), redis.quit()]).then(() => process.exit(0))
+    })
+    server.closeIdleConnections()
   })
 }
