@@ -38,12 +38,16 @@
 // each target unmeasured.
 //
 //	switchboard-load -rate 5000 -duration 60s -round-duration 10s -warmup 10s -users 1000000 \
+//	    -backend-pid $(pgrep -x redis-server) -backend-pid $(pgrep -x nats-server) \
 //	    switchboard=http://127.0.0.1:8080/webhooks/TOKEN@1234 \
 //	    go=http://127.0.0.1:8081/webhooks/x@1240
 //
 // The report has one row per target (requests, 2xx per second, p50/p90/p99/p99.9/max,
-// server CPU per request and cores used, peak RSS, client CPU per request, statuses and
-// transport errors) and the ratios of each target to the first (or to -baseline).
+// server CPU per request and cores used, peak RSS, the -backend-pid processes' CPU per
+// request, this tool's CPU per request, statuses and transport errors) and the ratios of
+// each target to the first (or to -baseline); -json prints the same as JSON. A PID must be
+// the server's own (start it with exec, or take the one it prints), not a shell's: a
+// target whose PID used no CPU while loaded is flagged.
 package main
 
 import (
