@@ -82,6 +82,11 @@ type Config struct {
 	APIToken string
 	// MaxBody is the largest ingest request body accepted; default 1 MiB.
 	MaxBody int64
+	// IngestRate and IngestBurst bound the requests of each global webhook URL: a token
+	// bucket of IngestBurst tokens refilled at IngestRate per second; over it, 429 with
+	// Retry-After. Zero IngestRate: no limit. Zero IngestBurst: IngestRate, rounded up.
+	IngestRate  float64
+	IngestBurst int
 	// Script bounds every JavaScript call (handle and getEventSelector).
 	Script sandbox.Limits
 	// HTTPClient is what apiClient uses in getEventSelector; the caller decides which
@@ -107,6 +112,7 @@ type API struct {
 	log     *slog.Logger
 	metrics *Metrics
 	pools   *pools
+	limits  *ingestLimits // nil: no rate limit
 }
 
 const defaultMaxBody = 1 << 20
@@ -134,6 +140,7 @@ func New(cfg Config) *API {
 		log:     cfg.Logger,
 		metrics: cfg.Metrics,
 		pools:   newPools(sandbox.Config{Limits: cfg.Script, Logger: cfg.Logger}),
+		limits:  newIngestLimits(cfg.IngestRate, cfg.IngestBurst),
 	}
 	a.routes()
 	return a

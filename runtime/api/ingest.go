@@ -24,6 +24,7 @@ import (
 //
 //  1. a declared body over MaxBody: 413;
 //  2. the token resolved to an integration and webhook: unknown 404, store down 503;
+//     over the URL's rate (IngestRate): 429 with Retry-After;
 //  3. the body read, at most MaxBody bytes: 413;
 //  4. handle run on the pool of that integration and webhook: a throw or timeout 500;
 //  5. the events routed and published, waiting for every acknowledgement: store or bus
@@ -64,6 +65,11 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 	*integrationKey = ik
 	c.Set(ctxIntegration, ik)
 	c.Set(ctxWebhook, wk)
+	if ok, wait := a.limits.allow(ik, wk, a.cfg.Now()); !ok {
+		e, secs := rateLimited(wait)
+		c.Response().Header().Set("Retry-After", secs)
+		return e
+	}
 
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxBody))
 	if err != nil {
