@@ -207,6 +207,9 @@ func (s *Store) DeleteIntegration(ctx context.Context, k string) error {
 				return err
 			}
 		}
+		if err := deleteIngestDeadLetters(tx, k); err != nil {
+			return err
+		}
 		return b.Delete(key(k))
 	})
 	if err != nil {

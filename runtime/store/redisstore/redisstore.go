@@ -98,8 +98,8 @@ func New(client redis.UniversalClient, prefix string) *Store {
 //	redis+cluster://[user:password@]host:port[?addr=host:port&addr=...][&options]
 //	                                                          a Redis Cluster (rediss+cluster:// for TLS)
 //
-// with the options of go-redis's ParseURL and ParseClusterURL. The Store owns the
-// connection: Close closes it.
+// with the options of go-redis's ParseURL and ParseClusterURL; timeouts and retries the URL
+// leaves unset fail fast (failfast.go). The Store owns the connection: Close closes it.
 func Open(ctx context.Context, url, prefix string) (*Store, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("opening redis store: key prefix %q holds a hash tag brace", prefix)
@@ -112,12 +112,14 @@ func Open(ctx context.Context, url, prefix string) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing redis url: %w", err)
 		}
+		failFast(opts)
 		client = redis.NewClient(opts)
 	case "redis+cluster", "rediss+cluster":
 		opts, err := redis.ParseClusterURL(strings.TrimSuffix(scheme, "+cluster") + "://" + rest)
 		if err != nil {
 			return nil, fmt.Errorf("parsing redis cluster url: %w", err)
 		}
+		failFastCluster(opts)
 		client = redis.NewClusterClient(opts)
 	default:
 		return nil, fmt.Errorf("parsing redis url: scheme %q is none of redis, rediss, redis+cluster, rediss+cluster", scheme)
@@ -311,7 +313,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 			tokens = append(tokens, t)
 		}
 
-		dead := []string{sl.integration(), sl.connections(), sl.tokens()}
+		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.ingestDeadLetters()}
 		for _, id := range connIDs {
 			dead = append(dead, sl.connection(id), sl.connectionSubscriptions(id))
 			dead = append(dead, sl.channelKeys(id)...)

@@ -1,0 +1,13 @@
+package redisstore
+
+import (
+	"testing"
+
+	"github.com/switchboard-run/switchboard/runtime/store/storetest"
+)
+
+func TestIngestDeadLetterConformance(t *testing.T) {
+	storetest.RunIngestDeadLetters(t, func(t *testing.T) storetest.IngestDeadLetterStore {
+		return openTestStore(t, testRedisURL())
+	})
+}
