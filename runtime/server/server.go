@@ -11,6 +11,21 @@
 // their acknowledgements), close the store, stop the in-process NATS. A Server that is
 // never run is released with Close. The configuration comes from cmd; this package reads no
 // flags, environment or files other than the connector tree and the data directory.
+//
+// Hot reload: while Run serves, the connectors directory is polled every ReloadInterval and
+// each connector whose files changed is loaded again (package catalog): a clean edit takes
+// over, a broken one leaves the last good version serving and shows in the log and in
+// GET /v1/connectors. Requests in flight finish on the version they started with.
+//
+// Abuse of the public routes: ReadHeaderTimeout bounds how long a client may take over its
+// headers and ReadTimeout over its whole request, body included, so a client trickling
+// bytes (slowloris) cannot hold a connection; bodies are bounded by MaxBody (413) and each
+// global webhook URL by IngestRate and IngestBurst (429 with Retry-After). Both timeouts
+// are read deadlines on the connection, armed per request: net/http clears them when a
+// handler hijacks the connection (the WebSocket of /v1/stream), so long-lived sockets are
+// not cut. A handler that streams a long response without hijacking must clear its read
+// deadline itself (http.NewResponseController(w).SetReadDeadline(time.Time{})): when the
+// deadline passes, net/http cancels the request's context.
 package server
 
 import (
@@ -26,8 +41,8 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/api"
 	"github.com/switchboard-run/switchboard/runtime/bus"
+	"github.com/switchboard-run/switchboard/runtime/catalog"
 	"github.com/switchboard-run/switchboard/runtime/channel"
-	"github.com/switchboard-run/switchboard/runtime/connector"
 	"github.com/switchboard-run/switchboard/runtime/router"
 	"github.com/switchboard-run/switchboard/runtime/store"
 	"github.com/switchboard-run/switchboard/runtime/store/embedded"
@@ -54,6 +69,12 @@ type Config struct {
 	ChannelReadTimeout   time.Duration // 90s; how long an SSE channel stream may stay silent before reconnecting
 	ChannelBackoff       time.Duration // 1s; first wait before reconnecting an SSE channel or retrying a failed poll
 	ChannelResync        time.Duration // 30s; how often channel workers are checked against the store
+	ReloadInterval       time.Duration // 2s; how often the connectors directory is polled for edits; negative: never
+	IngestRate           float64       // 1000; requests per second each global webhook URL accepts; negative: no limit
+	IngestBurst          int           // 2000; requests a global webhook URL may send at once above its rate
+	ReadHeaderTimeout    time.Duration // 10s; how long a client may take to send a request's headers
+	ReadTimeout          time.Duration // 60s; how long a client may take to send a whole request, body included
+	IdleTimeout          time.Duration // 120s; how long an idle keep-alive connection stays open
 	Logger               *slog.Logger  // nil discards
 }
 
@@ -85,6 +106,24 @@ func (c Config) withDefaults() Config {
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 30 * time.Second
 	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = 2 * time.Second
+	}
+	if c.IngestRate == 0 {
+		c.IngestRate = 1000
+	}
+	if c.IngestBurst <= 0 {
+		c.IngestBurst = 2000
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +148,8 @@ type Server struct {
 	bus   *bus.Bus
 	nats  *bus.Embedded // nil with an external NATS
 
+	catalog *catalog.Catalog // the live connector set, reloaded by Run
+
 	channels     *channel.Manager
 	stopChannels context.CancelFunc // set while the channel workers run
 	channelsDone chan struct{}
@@ -130,11 +171,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
-	set, err := connector.Load(cfg.ConnectorsDir)
+	s.catalog, err = catalog.New(cfg.ConnectorsDir, s.log.With("component", "catalog"))
 	if err != nil {
 		return nil, fmt.Errorf("loading connectors from %s: %w", cfg.ConnectorsDir, err)
 	}
-	if len(set.Connectors) == 0 {
+	if len(s.catalog.Connectors()) == 0 {
 		s.log.Warn("no connectors loaded", "dir", cfg.ConnectorsDir)
 	}
 
@@ -153,7 +194,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.channels = channel.New(channel.Config{
 		Store:       s.store,
 		Bus:         s.bus,
-		Connectors:  api.SetCatalog{Set: set},
+		Connectors:  s.catalog,
 		HTTPClient:  egress,
 		Logger:      s.log.With("component", "channel"),
 		Metrics:     channel.NewMetrics(metrics.Registry),
@@ -162,15 +203,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ReadTimeout: cfg.ChannelReadTimeout,
 	})
 	s.api = api.New(api.Config{
-		Store:      s.store,
-		Router:     rt,
-		Connectors: api.SetCatalog{Set: set},
-		PublicURL:  cfg.PublicURL,
-		APIToken:   cfg.APIToken,
-		MaxBody:    cfg.MaxBody,
-		Script:     sandbox.Limits{Timeout: cfg.ScriptTimeout},
-		HTTPClient: egress,
-		Channels:   s.channels,
+		Store:       s.store,
+		Router:      rt,
+		Connectors:  s.catalog,
+		PublicURL:   cfg.PublicURL,
+		APIToken:    cfg.APIToken,
+		MaxBody:     cfg.MaxBody,
+		IngestRate:  cfg.IngestRate,
+		IngestBurst: cfg.IngestBurst,
+		Script:      sandbox.Limits{Timeout: cfg.ScriptTimeout},
+		HTTPClient:  egress,
+		Channels:    s.channels,
 		Checks: []api.Check{
 			{Name: "store", Ping: s.store.Ping},
 			{Name: "bus", Ping: s.bus.Ping},
@@ -185,12 +228,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.http = &http.Server{
 		Handler:           s.api,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		// ReadTimeout bounds reading a whole request, body included (ingest bodies are at
 		// most MaxBody). There is no WriteTimeout: handlers bound their own work (script
 		// deadline, publish timeout), and long-lived responses (the event stream) need none.
-		ReadTimeout:    60 * time.Second,
-		IdleTimeout:    120 * time.Second,
+		// See the package doc for long-lived handlers and these read deadlines.
+		ReadTimeout:    cfg.ReadTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -205,7 +249,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.log.Info("switchboard ready",
 		"addr", s.ln.Addr().String(),
 		"public_url", cfg.PublicURL,
-		"connectors", len(set.Connectors),
+		"connectors", len(s.catalog.Connectors()),
 		"store", s.storeKind(),
 		"bus", s.busKind(),
 	)
@@ -308,6 +352,14 @@ func (s *Server) API() *api.API { return s.api }
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.ln) }()
+	// Hot reload runs while HTTP serves and stops before the shutdown starts, so that no
+	// reload races the shutdown's logging.
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		s.catalog.Run(reloadCtx, s.cfg.ReloadInterval)
+	}()
 	chCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopChannels, s.channelsDone = stop, make(chan struct{})
 	go func() {
@@ -323,6 +375,8 @@ func (s *Server) Run(ctx context.Context) error {
 			err = nil
 		}
 	}
+	stopReload()
+	<-reloadDone
 	s.log.Info("shutting down")
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
