@@ -34,6 +34,9 @@ type serveSettings struct {
 	allowPrivateNetworks bool
 	maxBody              byteSize
 	scriptTimeout        time.Duration
+	reloadInterval       time.Duration
+	ingestRate           float64
+	ingestBurst          int
 	config               string
 }
 
@@ -51,7 +54,19 @@ func (s serveSettings) serverConfig() server.Config {
 		AllowPrivateNetworks: s.allowPrivateNetworks,
 		MaxBody:              int64(s.maxBody),
 		ScriptTimeout:        s.scriptTimeout,
+		ReloadInterval:       orNever(s.reloadInterval),
+		IngestRate:           orNever(s.ingestRate),
+		IngestBurst:          s.ingestBurst,
 	}
+}
+
+// orNever turns a setting's "0: off" into the server's "negative: off" (where zero is the
+// default).
+func orNever[T time.Duration | float64](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 // serveFlags declares the serve flags on fs, with their defaults, writing into s.
@@ -68,6 +83,9 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient reach loopback and private addresses")
 	fs.Var(&s.maxBody, "max-body", "largest request body accepted on ingest routes (1MiB, 512KiB, 1048576)")
 	fs.DurationVar(&s.scriptTimeout, "script-timeout", 5*time.Second, "deadline of one JavaScript call")
+	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the connectors directory is polled for edits, which take effect without a restart (0: no hot reload)")
+	fs.Float64Var(&s.ingestRate, "ingest-rate", 1000, "requests per second each global webhook URL accepts once its burst is spent; over it, 429 (0: no limit)")
+	fs.IntVar(&s.ingestBurst, "ingest-burst", 2000, "requests a global webhook URL may send at once above its ingest rate")
 	fs.StringVar(&s.config, "config", "", "YAML file with the same settings, keys named like the flags")
 }
 
