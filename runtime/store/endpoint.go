@@ -130,7 +130,8 @@ func (d DeadLetter) Check() error {
 // stores implement it beside Store; storetest.RunEndpoints is its conformance suite. Every
 // method is safe for concurrent use, and an endpoint is addressed by its integration key
 // and id. Reads of a missing endpoint, and writes of attempts or dead letters for one, are
-// ErrNotFound; attempts and dead letters go with their endpoint when it is deleted.
+// ErrNotFound; attempts and dead letters go with their endpoint when it is deleted, and
+// endpoints with their integration (Store.DeleteIntegration).
 type EndpointStore interface {
 	// CreateEndpoint stores ep unless its integration already has limit endpoints (ErrLimit);
 	// the check and the write are atomic. ErrNotFound when the integration is missing,

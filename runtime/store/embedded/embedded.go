@@ -210,6 +210,9 @@ func (s *Store) DeleteIntegration(ctx context.Context, k string) error {
 		if err := deleteIngestDeadLetters(tx, k); err != nil {
 			return err
 		}
+		if err := deleteEndpoints(tx, k); err != nil {
+			return err
+		}
 		return b.Delete(key(k))
 	})
 	if err != nil {

@@ -132,22 +132,44 @@ func (s *Store) DeleteEndpoint(ctx context.Context, integrationKey, id string) e
 		if _, err := getEndpoint(tx, integrationKey, id); err != nil {
 			return err
 		}
-		for _, name := range []string{attempts, deadLetters} {
-			b, err := bucket(tx, name)
-			if err != nil {
-				return err
-			}
-			prefix := key(integrationKey, id)
-			for _, suffix := range suffixes(b, prefix) {
-				if err := b.Delete(append(append(bytes.Clone(prefix), 0), suffix...)); err != nil {
-					return err
-				}
-			}
-		}
-		return tx.Bucket([]byte(endpoints)).Delete(key(integrationKey, id))
+		return deleteEndpoint(tx, integrationKey, id)
 	})
 	if err != nil {
 		return fmt.Errorf("deleting endpoint %q of integration %q: %w", id, integrationKey, err)
+	}
+	return nil
+}
+
+// deleteEndpoint removes an endpoint with its attempts and dead letters.
+func deleteEndpoint(tx *bbolt.Tx, integrationKey, id string) error {
+	for _, name := range []string{attempts, deadLetters} {
+		b := tx.Bucket([]byte(name))
+		if b == nil {
+			continue
+		}
+		prefix := append(key(integrationKey, id), 0)
+		for _, k := range prefixKeys(b, prefix) {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	if b := tx.Bucket([]byte(endpoints)); b != nil {
+		return b.Delete(key(integrationKey, id))
+	}
+	return nil
+}
+
+// deleteEndpoints removes every endpoint of an integration, for DeleteIntegration.
+func deleteEndpoints(tx *bbolt.Tx, integrationKey string) error {
+	b := tx.Bucket([]byte(endpoints))
+	if b == nil {
+		return nil
+	}
+	for _, id := range suffixes(b, key(integrationKey)) {
+		if err := deleteEndpoint(tx, integrationKey, string(id)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

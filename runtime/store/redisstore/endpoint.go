@@ -43,6 +43,23 @@ func endpointKeys(keys ...string) bool {
 	return true
 }
 
+// readEndpointKeys watches the integration's endpoints and returns their keys, for
+// DeleteIntegration: an endpoint created meanwhile fails its transaction.
+func readEndpointKeys(ctx context.Context, tx *redis.Tx, sl slot) ([]string, error) {
+	if err := tx.Watch(ctx, sl.endpoints()).Err(); err != nil {
+		return nil, err
+	}
+	ids, err := tx.HKeys(ctx, sl.endpoints()).Result()
+	if err != nil {
+		return nil, err
+	}
+	keys := []string{sl.endpoints()}
+	for _, id := range ids {
+		keys = append(keys, sl.attempts(id), sl.deadLetters(id), sl.deadLetterOrder(id))
+	}
+	return keys, nil
+}
+
 func (s *Store) CreateEndpoint(ctx context.Context, ep store.Endpoint, limit int) error {
 	if err := ep.Check(); err != nil {
 		return fmt.Errorf("creating endpoint: %w", err)

@@ -314,6 +314,11 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 		}
 
 		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.ingestDeadLetters()}
+		endpointKeys, err := readEndpointKeys(ctx, tx, sl)
+		if err != nil {
+			return err
+		}
+		dead = append(dead, endpointKeys...)
 		for _, id := range connIDs {
 			dead = append(dead, sl.connection(id), sl.connectionSubscriptions(id))
 			dead = append(dead, sl.channelKeys(id)...)

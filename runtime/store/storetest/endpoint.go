@@ -33,6 +33,7 @@ func RunEndpoints(t *testing.T, open func(t *testing.T) EndpointStore) {
 		{"Attempts", testAttempts},
 		{"DeadLetters", testDeadLetters},
 		{"DeleteEndpointCascades", testDeleteEndpoint},
+		{"DeleteIntegrationRemovesEndpoints", testDeleteIntegrationEndpoints},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
@@ -321,5 +322,37 @@ func testDeleteEndpoint(t *testing.T, s EndpointStore) {
 	dls, err := s.ListDeadLetters(ctx, "slack", "ep_1")
 	if err != nil || len(dls) != 0 {
 		t.Errorf("ListDeadLetters after delete and re-create = %v, %v; want none", dls, err)
+	}
+}
+
+func testDeleteIntegrationEndpoints(t *testing.T, s EndpointStore) {
+	ctx := t.Context()
+	mustCreateIntegration(t, s, integration("slack"))
+	mustCreateIntegration(t, s, integration("other"))
+	mustCreateEndpoint(t, s, endpoint("ep_1", "slack", created))
+	mustCreateEndpoint(t, s, endpoint("ep_2", "other", created))
+	if err := s.AddAttempt(ctx, "slack", store.Attempt{EndpointID: "ep_1", Attempt: 1, At: created}); err != nil {
+		t.Fatalf("AddAttempt: %v", err)
+	}
+	if err := s.PutDeadLetter(ctx, deadLetter("dl_1", "slack", "ep_1", created)); err != nil {
+		t.Fatalf("PutDeadLetter: %v", err)
+	}
+	if err := s.DeleteIntegration(ctx, "slack"); err != nil {
+		t.Fatalf("DeleteIntegration: %v", err)
+	}
+	// An integration installed again under the key starts without endpoints.
+	mustCreateIntegration(t, s, integration("slack"))
+	if list, err := s.ListEndpoints(ctx, "slack"); err != nil || len(list) != 0 {
+		t.Errorf("ListEndpoints after re-creating the integration = %v, %v; want none", list, err)
+	}
+	mustCreateEndpoint(t, s, endpoint("ep_1", "slack", created))
+	if list, err := s.ListAttempts(ctx, "slack", "ep_1"); err != nil || len(list) != 0 {
+		t.Errorf("ListAttempts of a new endpoint with an old id = %v, %v; want none", list, err)
+	}
+	if list, err := s.ListDeadLetters(ctx, "slack", "ep_1"); err != nil || len(list) != 0 {
+		t.Errorf("ListDeadLetters of a new endpoint with an old id = %v, %v; want none", list, err)
+	}
+	if list, err := s.ListEndpoints(ctx, "other"); err != nil || len(list) != 1 {
+		t.Errorf("ListEndpoints(other) = %v, %v; want its one endpoint", list, err)
 	}
 }
