@@ -28,15 +28,16 @@ type Collector struct {
 	more chan struct{}
 }
 
-// Collect starts reading the stream from its first message; it stops with the test.
-func Collect(t testing.TB, js jetstream.JetStream, stream string) *Collector {
+// Collect starts reading the stream from its first message, only the subjects given (all
+// when none); it stops with the test.
+func Collect(t testing.TB, js jetstream.JetStream, stream string, subjects ...string) *Collector {
 	t.Helper()
 	ctx := context.Background()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatalf("finding stream %s: %v", stream, err)
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
 	if err != nil {
 		t.Fatalf("creating a consumer: %v", err)
 	}
