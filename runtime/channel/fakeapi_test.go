@@ -23,17 +23,17 @@ type FakeAPI struct {
 	*httptest.Server
 	Token string
 
-	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced on every change
-	events     []FakeEvent
-	script     map[int]func(w http.ResponseWriter, flush func(), r *http.Request)
-	conns      int
-	lastIDs    []string // the Last-Event-ID of each stream connection, "" when none
-	openConns  int
-	listings   map[string]any // path -> JSON body
-	status     map[string]int // path -> forced status
-	hits       map[string]int // path -> requests served
-	badAuth    int
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced on every change
+	events    []FakeEvent
+	script    map[int]func(w http.ResponseWriter, flush func(), r *http.Request)
+	conns     int
+	lastIDs   []string // the Last-Event-ID of each stream connection, "" when none
+	openConns int
+	listings  map[string]any // path -> JSON body
+	status    map[string]int // path -> forced status
+	hits      map[string]int // path -> requests served
+	badAuth   int
 }
 
 // FakeEvent is one event of the fake stream: an SSE id and its data.
