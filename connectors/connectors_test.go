@@ -427,6 +427,8 @@ func TestLoad(t *testing.T) {
 		"stripe":   {[]string{"connect"}, []string{"charge-refunded", "customer-created", "payment-intent-succeeded"}},
 		"shopify":  {[]string{"webhooks"}, []string{"app-uninstalled", "customers-create", "orders-create", "orders-paid"}},
 		"hubspot":  {[]string{"webhooks"}, []string{"contact-creation", "contact-propertychange", "deal-creation", "deal-propertychange"}},
+		// Channels only (runtime/channel tests it through the server).
+		"orders-demo": {nil, nil},
 	}
 	if got := sortedKeys(set.Connectors); !slices.Equal(got, sortedKeys(want)) {
 		t.Errorf("connectors = %v, want %v", got, sortedKeys(want))

@@ -354,3 +354,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestShippedOrdersDemo takes SPEC 2.4's example body through the shipped orders-demo
+// connector's webhook channel.
+func TestShippedOrdersDemo(t *testing.T) {
+	srv, err := server.New(t.Context(), server.Config{
+		Listen:             "127.0.0.1:0",
+		PublicURL:          publicURL,
+		ConnectorsDir:      filepath.Join("..", "..", "connectors"),
+		DataDir:            t.TempDir(),
+		EmbeddedNATSListen: "127.0.0.1:0",
+		Logger:             channel.NewTestLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	e := &e2e{srv: srv}
+	msgs := e.collect(t)
+	e.must(t, 201, "POST", "/v1/integrations", `{"key":"shop-prod","connectorKey":"orders-demo","parameters":{}}`)
+	e.must(t, 201, "POST", "/v1/connections", `{"id":"conn_1","integrationKey":"shop-prod","customerId":"cust_42",`+
+		`"credentials":{"accessToken":"tok"},"parameters":{"shopDomain":"acme.shop.example"}}`)
+	sub := e.subscribe(t, "orders:order.created")
+	var chans []struct{ Key, Kind, URI string }
+	json.Unmarshal(e.must(t, 200, "GET", "/v1/connections/conn_1/channels", ""), &chans)
+	if len(chans) != 2 || chans[0].Key != "orders" || chans[1].Key != "orders-feed" || chans[1].Kind != "polling" {
+		t.Fatalf("channels = %+v", chans)
+	}
+	body := `{"event":{"type":"order.created","id":"evt_9","data":{"id":"o_1","total":12.5,"currency":"EUR"}}}`
+	if status, b := e.do(t, "POST", strings.TrimPrefix(chans[0].URI, publicURL), http.Header{"Content-Type": {"application/json"}}, body); status != 200 {
+		t.Fatalf("status %d %s", status, b)
+	}
+	channel.AssertMessages(t, msgs.Wait(t, 1), [2]string{subjectPrefix + "orders.order.created",
+		channel.Envelope("conn_1", sub, "orders", "order.created", "evt_9", `{"id":"o_1","total":12.5,"currency":"EUR"}`)})
+}
