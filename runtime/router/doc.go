@@ -23,6 +23,18 @@
 // subscription, so a sender's retry of the same request produces the same IDs and the bus
 // stores each event once, within its duplicate window.
 //
+// Senders retry for days, far beyond that window, so the router also keeps a [Seen] record
+// of each published event in the store, keyed by the integration, the webhook key and the
+// event's id (else the sender's delivery id, Input.DeliveryID, and the event's position;
+// an event with neither is not remembered), for Config.SeenTTL (a week
+// by default). Route drops the events already seen before matching, publishes the others,
+// and marks them seen only after the bus acknowledged them: an event whose publish failed
+// is never marked, so the sender's retry publishes it. A request whose events were all seen
+// publishes nothing and succeeds. Two copies of one request arriving at once both pass the
+// lookup; the bus's duplicate window (message IDs) drops the second. Events that matched no
+// subscription are not marked: nothing was published to repeat. Calls to the Matcher and to
+// Seen are bounded by Config.StoreTimeout, so an unreachable store fails a request quickly.
+//
 // The package does not import the NATS client: [Matcher] and [Publisher] are satisfied by
 // the store and by *bus.Bus, which the caller wires in. A Router holds no resources, is
 // safe for concurrent use, and blocks only inside its Matcher and Publisher, for as long as

@@ -41,6 +41,15 @@ type Config struct {
 	Publisher Publisher
 	Logger    *slog.Logger     // nil discards
 	Now       func() time.Time // the clock of envelope timestamps and ids; nil: time.Now
+
+	// Seen remembers published events for SeenTTL (default DefaultSeenTTL), so that a
+	// sender's retry after the bus's duplicate window publishes nothing. Nil: the Matcher
+	// when it implements Seen (both stores do), else no such memory.
+	Seen    Seen
+	SeenTTL time.Duration
+	// StoreTimeout bounds each call to the Matcher and to Seen; default
+	// DefaultStoreTimeout. An unreachable store then fails a request quickly.
+	StoreTimeout time.Duration
 }
 
 // Router routes handle results to subscriptions and publishes them. See the package doc.
@@ -49,11 +58,25 @@ type Router struct {
 	pub     Publisher
 	log     *slog.Logger
 	now     func() time.Time
+
+	seen         Seen // nil: none
+	seenTTL      time.Duration
+	storeTimeout time.Duration
 }
 
 // New returns a Router over cfg.
 func New(cfg Config) *Router {
-	r := &Router{matcher: cfg.Matcher, pub: cfg.Publisher, log: cfg.Logger, now: cfg.Now}
+	r := &Router{matcher: cfg.Matcher, pub: cfg.Publisher, log: cfg.Logger, now: cfg.Now,
+		seen: cfg.Seen, seenTTL: cfg.SeenTTL, storeTimeout: cfg.StoreTimeout}
+	if r.seen == nil {
+		r.seen, _ = cfg.Matcher.(Seen)
+	}
+	if r.seenTTL <= 0 {
+		r.seenTTL = DefaultSeenTTL
+	}
+	if r.storeTimeout <= 0 {
+		r.storeTimeout = DefaultStoreTimeout
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -73,6 +96,12 @@ type Input struct {
 	// event ids, a retried request publishes the same message IDs and the bus drops the
 	// copies; with neither, every call publishes anew.
 	DeliveryKey string
+	// DeliveryID is the sender's own id of the request (a delivery header such as
+	// X-GitHub-Delivery), the same on each of its retries and different for every new
+	// request. With it, events without ids are remembered for Config.SeenTTL, like events
+	// with ids; without it they are recognised only within the bus's duplicate window, since
+	// two different events may well have the same body.
+	DeliveryID string
 }
 
 // Event is one event handle returned.
@@ -85,8 +114,9 @@ type Event struct {
 
 // Result counts what Route did.
 type Result struct {
-	Published int // messages stored, one per (event, matched subscription)
-	Unmatched int // events whose selector matched no subscription
+	Published  int // messages stored, one per (event, matched subscription)
+	Unmatched  int // events whose selector matched no subscription
+	Duplicates int // events dropped because they were published before (see Seen)
 }
 
 // Route publishes one envelope per (event, matched subscription) and returns once the
@@ -101,25 +131,44 @@ func (r *Router) Route(ctx context.Context, in Input) (Result, error) {
 		return Result{}, nil
 	}
 
+	// Events published before (a sender's retry of a request that got its 2xx) are
+	// dropped; the others keep their positions, which their message IDs depend on.
+	seenKeys, dup, err := r.unseen(ctx, in)
+	if err != nil {
+		return Result{}, fmt.Errorf("reading seen events: %w", err)
+	}
+	var res Result
 	selectors := make([]string, 0, len(in.Events))
 	seen := make(map[string]struct{}, len(in.Events))
-	for _, ev := range in.Events {
+	for i, ev := range in.Events {
+		if dup != nil && dup[i] {
+			res.Duplicates++
+			continue
+		}
 		if _, ok := seen[ev.Selector]; !ok {
 			seen[ev.Selector] = struct{}{}
 			selectors = append(selectors, ev.Selector)
 		}
 	}
-	routes, err := r.matcher.MatchRoutes(ctx, in.IntegrationKey, in.WebhookKey, selectors)
+	if len(selectors) == 0 {
+		return res, nil // every event was a duplicate
+	}
+	mctx, cancel := context.WithTimeout(ctx, r.storeTimeout)
+	routes, err := r.matcher.MatchRoutes(mctx, in.IntegrationKey, in.WebhookKey, selectors)
+	cancel()
 	if err != nil {
 		return Result{}, fmt.Errorf("matching routes: %w", err)
 	}
 
 	// Encode each matched event's payload once, however many subscriptions it goes to, and
 	// size one buffer for all the envelopes.
-	var res Result
 	payloads := make([]json.RawMessage, len(in.Events))
 	count, size := 0, 0
+	var publishedKeys []string // seen keys of the events that go out, marked once stored
 	for i, ev := range in.Events {
+		if dup != nil && dup[i] {
+			continue
+		}
 		rs := routes[ev.Selector]
 		if len(rs) == 0 {
 			res.Unmatched++
@@ -130,6 +179,9 @@ func (r *Router) Route(ctx context.Context, in Input) (Result, error) {
 		}
 		count += len(rs)
 		size += len(rs) * (len(payloads[i]) + envelopeOverhead + len(ev.Selector) + len(ev.ID))
+		if seenKeys != nil && seenKeys[i] != "" {
+			publishedKeys = append(publishedKeys, seenKeys[i])
+		}
 	}
 	if count == 0 {
 		r.log.DebugContext(ctx, "no subscription matched", "integration", in.IntegrationKey,
@@ -144,6 +196,9 @@ func (r *Router) Route(ctx context.Context, in Input) (Result, error) {
 	var ids map[string]struct{} // message IDs already in msgs, once an event repeats an id
 	md := new(Metadata)         // reused: AppendJSON copies what it needs
 	for i, ev := range in.Events {
+		if dup != nil && dup[i] {
+			continue
+		}
 		for _, rt := range routes[ev.Selector] {
 			subject, err := EventSubject(rt.CustomerID, in.IntegrationKey, in.WebhookKey, rt.EventKey)
 			if err != nil {
@@ -193,12 +248,13 @@ func (r *Router) Route(ctx context.Context, in Input) (Result, error) {
 	}
 
 	if err := r.pub.PublishAll(ctx, msgs); err != nil {
-		return Result{Unmatched: res.Unmatched}, fmt.Errorf("publishing %d events: %w", len(msgs), err)
+		return Result{Unmatched: res.Unmatched, Duplicates: res.Duplicates}, fmt.Errorf("publishing %d events: %w", len(msgs), err)
 	}
 	res.Published = len(msgs)
+	r.markSeen(ctx, in.IntegrationKey, publishedKeys)
 	if r.log.Enabled(ctx, slog.LevelDebug) {
 		r.log.DebugContext(ctx, "routed", "integration", in.IntegrationKey, "webhook", in.WebhookKey,
-			"events", len(in.Events), "published", res.Published, "unmatched", res.Unmatched)
+			"events", len(in.Events), "published", res.Published, "unmatched", res.Unmatched, "duplicates", res.Duplicates)
 	}
 	return res, nil
 }
