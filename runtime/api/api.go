@@ -92,6 +92,9 @@ type Config struct {
 	// HTTPClient is what apiClient uses in getEventSelector; the caller decides which
 	// addresses it may dial. Default: http.DefaultClient.
 	HTTPClient *http.Client
+	// DeadLetters keeps the requests whose handle failed; nil: the Store, when it keeps
+	// them (both stores do), else none are kept.
+	DeadLetters IngestDeadLetters
 	// Checks are run by /readyz.
 	Checks []Check
 	// Channels is the channel runtime behind /hooks/{channelId}, channel subscriptions and
@@ -190,6 +193,8 @@ func (a *API) routes() {
 	v1.GET("/event-subscriptions/:id", a.getSubscription)
 	v1.DELETE("/event-subscriptions/:id", a.deleteSubscription)
 	v1.POST("/event-subscriptions/:id/resubscribe", a.resubscribe)
+
+	a.deadLetterRoutes(v1)
 
 	a.channelRoutes()
 }

@@ -33,7 +33,11 @@ import (
 //
 // So a 2xx is never sent for events that are not durably on the bus, and the external app's
 // retry of a failed request is published with the same delivery key (a hash of method,
-// path, query and body), which the bus uses to drop what it already has.
+// path, query and body), which the bus uses to drop what it already has. Events already
+// published, known by their id or the sender's delivery id header (see deliveryID), are
+// dropped for days after (router.Seen). A request whose handle failed is kept as a dead
+// letter for replay (deadletters.go). Store calls are bounded by storeTimeout: a Redis
+// that is down or silent makes a quick 503, not a hanging request.
 func (a *API) ingest(c echo.Context) error {
 	integration := "unknown"
 	start := time.Now()
@@ -55,7 +59,9 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 	}
 
 	token := c.Param("token")
-	ik, wk, err := a.cfg.Store.ResolveWebhookToken(ctx, token)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ik, wk, err := a.cfg.Store.ResolveWebhookToken(sctx, token)
+	cancel()
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("no webhook at this URL")
@@ -80,7 +86,9 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 		return invalid("", "reading the request body: %v", err)
 	}
 
-	in, err := a.cfg.Store.GetIntegration(ctx, ik)
+	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
+	in, err := a.cfg.Store.GetIntegration(sctx, ik)
+	cancel()
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("no webhook at this URL")
@@ -100,31 +108,42 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 
 	res, err := a.runHandle(ctx, in, wh, r, body)
 	if err != nil {
+		a.keepDeadLetter(ctx, in.Key, wh, r, body, err)
 		return err
 	}
+	if _, err := a.routeEvents(ctx, ik, wk, r, body, res); err != nil {
+		return err
+	}
+	return writeHandleResponse(c, res.Response)
+}
 
+// routeEvents routes and publishes what handle returned for request r, the route of both
+// ingest and the replay of a dead letter.
+func (a *API) routeEvents(ctx context.Context, ik, wk string, r *http.Request, body []byte, res connector.HandleResult) (router.Result, error) {
+	if len(res.Events) == 0 {
+		return router.Result{}, nil
+	}
 	events := make([]router.Event, 0, len(res.Events))
 	for _, ev := range res.Events {
 		events = append(events, router.Event{Selector: ev.Selector, Payload: ev.Payload, ID: ev.ID})
 	}
-	if len(events) > 0 {
-		routed, err := a.cfg.Router.Route(ctx, router.Input{
-			IntegrationKey: ik,
-			WebhookKey:     wk,
-			Events:         events,
-			DeliveryKey:    deliveryKey(r, body),
-		})
-		if err != nil {
-			if errors.Is(err, router.ErrInvalidSubjectToken) {
-				return fmt.Errorf("routing events of integration %q: %w", ik, err) // a 500: retrying cannot help
-			}
-			// Anything else is the store (matching) or the bus (publishing) failing to answer:
-			// the sender keeps the events and retries.
-			return unavailable("event bus", err)
+	routed, err := a.cfg.Router.Route(ctx, router.Input{
+		IntegrationKey: ik,
+		WebhookKey:     wk,
+		Events:         events,
+		DeliveryKey:    deliveryKey(r, body),
+		DeliveryID:     deliveryID(r.Header),
+	})
+	if err != nil {
+		if errors.Is(err, router.ErrInvalidSubjectToken) {
+			return routed, fmt.Errorf("routing events of integration %q: %w", ik, err) // a 500: retrying cannot help
 		}
-		a.metrics.eventsPublished.WithLabelValues(ik).Add(float64(routed.Published))
+		// Anything else is the store (matching) or the bus (publishing) failing to answer:
+		// the sender keeps the events and retries.
+		return routed, unavailable("event bus", err)
 	}
-	return writeHandleResponse(c, res.Response)
+	a.metrics.eventsPublished.WithLabelValues(ik).Add(float64(routed.Published))
+	return routed, nil
 }
 
 // runHandle runs the webhook's handle for one request. A failure is a 500 naming the
