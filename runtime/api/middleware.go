@@ -92,8 +92,11 @@ func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 func routeAttrs(c echo.Context, status int, reason string) []slog.Attr {
 	r := c.Request()
 	path := r.URL.Path
-	if c.Path() == ingestRoute || strings.HasPrefix(path, "/webhooks/") {
+	switch {
+	case c.Path() == ingestRoute || strings.HasPrefix(path, "/webhooks/"):
 		path = "/webhooks/[redacted]"
+	case strings.HasPrefix(path, "/hooks/"):
+		path = "/hooks/[redacted]" // a channel id is as secret as a webhook token
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
