@@ -152,15 +152,35 @@ func AssertMessages(t testing.TB, got []Msg, want ...[2]string) {
 	}
 }
 
-// NewTestLogger writes the log to the test's output.
-func NewTestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// NewTestLogger writes the log to the test's output, and to each LogBuffer given.
+func NewTestLogger(t testing.TB, also ...*LogBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t, also}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t testing.TB }
+// LogBuffer keeps a log's text, to check what it holds.
+type LogBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+type testWriter struct {
+	t    testing.TB
+	also []*LogBuffer
+}
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	for _, lb := range w.also {
+		lb.mu.Lock()
+		lb.sb.Write(b)
+		lb.mu.Unlock()
+	}
 	return len(b), nil
 }

@@ -32,10 +32,12 @@ const (
 type e2e struct {
 	srv  *server.Server
 	stop func()
+	log  *channel.LogBuffer
 }
 
 func startServer(t *testing.T, dataDir string) *e2e {
 	t.Helper()
+	logs := new(channel.LogBuffer)
 	srv, err := server.New(t.Context(), server.Config{
 		Listen:               "127.0.0.1:0",
 		PublicURL:            publicURL,
@@ -47,7 +49,7 @@ func startServer(t *testing.T, dataDir string) *e2e {
 		ChannelBackoff:       20 * time.Millisecond,
 		ChannelReadTimeout:   2 * time.Second,
 		ChannelResync:        200 * time.Millisecond,
-		Logger:               channel.NewTestLogger(t),
+		Logger:               channel.NewTestLogger(t, logs),
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -60,7 +62,7 @@ func startServer(t *testing.T, dataDir string) *e2e {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	e := &e2e{srv: srv}
+	e := &e2e{srv: srv, log: logs}
 	var stopped bool
 	e.stop = func() {
 		if !stopped {
@@ -247,6 +249,18 @@ func TestServerChannelRoutes(t *testing.T) {
 	e.must(t, 204, "DELETE", "/v1/connections/conn_1", "")
 	if status, _ := e.do(t, "POST", orders, jsonHeader, `{}`); status != 404 {
 		t.Errorf("a deleted connection's channel URL: status %d, want 404", status)
+	}
+
+	// Channel ids are secrets: the log shows none of them, nor the connection's credentials.
+	e.stop()
+	logs := e.log.String()
+	for _, secret := range []string{orders, cloud, api.Token} {
+		if strings.Contains(logs, strings.TrimPrefix(secret, "/hooks/")) {
+			t.Errorf("the log holds the secret %q", secret)
+		}
+	}
+	if !strings.Contains(logs, "/hooks/[redacted]") {
+		t.Errorf("the log has no redacted /hooks request line")
 	}
 }
 
