@@ -343,3 +343,16 @@ func TestTestRoute(t *testing.T) {
 		t.Errorf("test of a closed port = %+v", failed)
 	}
 }
+
+// Other 4xx answers are retried like 5xx (as Svix does): a receiver that rejects during a
+// deploy or a secret rotation still gets the message once it is fixed.
+func TestClientErrorsAreRetried(t *testing.T) {
+	e := start(t, t.TempDir(), delivery.Config{Schedule: fast(3)})
+	rcv := newReceiver(t, http.StatusUnauthorized, http.StatusBadRequest, http.StatusOK)
+	e.createEndpoint(rcv.URL)
+	e.publish("message-posted", `{}`)
+	got := rcv.waitFor(t, 3)
+	if got[0].header.Get("webhook-id") != got[2].header.Get("webhook-id") {
+		t.Error("the retries of a 401 carried another webhook-id")
+	}
+}
