@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -407,9 +409,27 @@ func (m *Manager) saveCursor(ctx context.Context, ref store.ChannelRef, cursor s
 	return m.cfg.Store.SetChannelCursor(sctx, ref.ConnectionID, ref.ChannelKey, cursor)
 }
 
-// logRejected logs a payload that failed its schema: the event's type and id and the schema
-// issues, never the payload or the connection's secrets.
+// logRejected logs a payload that failed its schema: the event's type and id and where and
+// by which keyword it failed, never the payload (a schema message such as a pattern
+// mismatch quotes the value, so messages are cut after the keyword) nor the connection's
+// secrets.
 func (m *Manager) logRejected(log *slog.Logger, kind string, ref store.ChannelRef, re *RejectedError) {
 	m.metrics.rejected.WithLabelValues(ref.IntegrationKey, ref.ChannelKey, kind).Inc()
-	log.Warn("channel event rejected by its schema", "event_type", re.Type, "event_id", re.ID, "issues", re.Issues)
+	where := make([]string, len(re.Issues))
+	for i, issue := range re.Issues {
+		// An issue reads "/location: keyword: message".
+		parts := strings.SplitN(issue, ": ", 3)
+		where[i] = strings.Join(parts[:min(2, len(parts))], ": ")
+	}
+	log.Warn("channel event rejected by its schema", "event_type", re.Type, "event_id", re.ID, "failed", where)
+}
+
+// withoutURL drops the request URL from an HTTP client error: it may carry credentials
+// (api.auth type query, placeholders in api.baseUri), and errors are logged.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s request: %w", ue.Op, ue.Err)
+	}
+	return err
 }

@@ -505,3 +505,13 @@ func workerGoroutines() []string {
 	}
 	return out
 }
+
+func TestWithoutURL(t *testing.T) {
+	_, err := http.Get("http://127.0.0.1:1/api/orders?api_key=s3cret")
+	if err == nil {
+		t.Skip("something listens on port 1")
+	}
+	if got := withoutURL(err).Error(); strings.Contains(got, "s3cret") || strings.Contains(got, "api_key") {
+		t.Errorf("withoutURL kept the URL: %s", got)
+	}
+}

@@ -165,7 +165,7 @@ func (m *Manager) fetch(ctx context.Context, t target) ([]any, error) {
 	client.CheckRedirect = sameHost(t)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("polling: %w", err)
+		return nil, fmt.Errorf("polling: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -174,7 +174,7 @@ func (m *Manager) fetch(ctx context.Context, t target) ([]any, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, m.cfg.MaxResponse+1))
 	if err != nil {
-		return nil, fmt.Errorf("polling: reading the response: %w", err)
+		return nil, fmt.Errorf("polling: reading the response: %w", withoutURL(err))
 	}
 	if int64(len(body)) > m.cfg.MaxResponse {
 		return nil, fmt.Errorf("polling: response larger than %d bytes", m.cfg.MaxResponse)

@@ -236,7 +236,7 @@ func (m *Manager) streamOnce(ctx context.Context, ref store.ChannelRef, log *slo
 	}
 	resp, err := m.streamClient(t).Do(req)
 	if err != nil {
-		return "error", fmt.Errorf("connecting: %w", err)
+		return "error", fmt.Errorf("connecting: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
