@@ -18,17 +18,26 @@ import (
 // maxResponseBody bounds what apiClient reads of one response.
 const maxResponseBody = 10 << 20
 
+// errNoAPI rejects apiClient requests of a call made without an Env.API.
+var errNoAPI = errors.New("apiClient is not available: the connector has no api.baseUri, or this call has no connection")
+
 // apiState is what one call's apiClient requests share.
 type apiState struct {
 	client *http.Client // API.Client with redirects held to the API's host
 }
 
-// apiClient builds the object handed to scripts inside their argument. Its methods return
-// promises; the HTTP work runs on other goroutines and settles them through the call's loop.
+// apiClient builds the object handed to scripts inside their argument (every call whose
+// argument is an object gets one). Its methods return promises; the HTTP work runs on
+// other goroutines and settles them through the call's loop. Without an Env.API every
+// request rejects with errNoAPI.
 //
 // Security boundary: requests go only to API.BaseURL's scheme and host, carrying the
 // connection's credentials (API.Header, API.Query). Paths cannot climb out with "..",
-// absolute URLs to other hosts are refused, and so are redirects to them.
+// absolute URLs to other hosts are refused, and so are redirects to them. Which addresses
+// may be dialled at all (no loopback, private or link-local ones) is API.Client's to
+// enforce, on every connection including redirects; its errors reach the script as the
+// rejection's message. The request carries the call's context: it is cancelled when the
+// call's deadline passes or the call ends, and its response is dropped.
 func (in *instance) apiClient(c *call) *goja.Object {
 	obj := in.vm.NewObject()
 	_ = obj.Set("get", func(fc goja.FunctionCall) goja.Value {
@@ -109,6 +118,9 @@ func (in *instance) jsError(msg string, frames []goja.StackFrame, props map[stri
 
 func (in *instance) buildRequest(c *call, method string, pathArg, queryArg, dataArg, optionsArg goja.Value) (*http.Request, error) {
 	api := c.env.API
+	if api == nil {
+		return nil, errNoAPI
+	}
 	if api.BaseURL == nil {
 		return nil, errors.New("the connector has no API base URL")
 	}

@@ -221,10 +221,31 @@ func TestAPIClientDeadline(t *testing.T) {
 	}
 }
 
-func TestAPIClientOnlyWithAPI(t *testing.T) {
-	got, err := callOnPool(t, "export default (arg) => typeof arg.apiClient", Config{}, map[string]any{})
-	if err != nil || got != "undefined" {
-		t.Errorf("typeof apiClient without an API = %v, %v; want undefined", got, err)
+// TestAPIClientWithoutAPI: a call without an Env.API still gets an apiClient (a script
+// destructuring it does not fail with a TypeError), whose every request rejects saying why.
+// It is not enumerable, so a script returning its argument does not carry it.
+func TestAPIClientWithoutAPI(t *testing.T) {
+	src := `export default async (arg) => {
+  const { apiClient } = arg
+  let message
+  try {
+    await apiClient.get('users/me')
+  } catch (e) {
+    message = e instanceof Error && e.message
+  }
+  return { type: typeof apiClient, keys: Object.keys(arg), message }
+}`
+	got, err := callOnPool(t, src, Config{}, map[string]any{"parameters": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"type":    "object",
+		"keys":    []any{"parameters"},
+		"message": "GET users/me: " + errNoAPI.Error(),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
 	}
 }
 

@@ -242,8 +242,12 @@ func (in *instance) decodeJSON(dec *json.Decoder, depth int) (goja.Value, error)
 // toJSON is honoured, undefined, functions and symbols are left out of objects and become
 // null in arrays, NaN and infinities become nil, Dates become RFC 3339 strings. Getters
 // and toJSON run script code, so a throw there comes back as the *goja.Exception.
+//
+// The size of the result, as JSON would encode it, is bounded by Limits.MaxResultBytes and
+// counted as the value is converted: a script cannot make the host build a huge value
+// (an array whose length was set to 2e9 included).
 func (in *instance) export(v goja.Value) (result any, err error) {
-	x := exporter{in: in}
+	x := exporter{in: in, limit: in.limits.maxResultBytes()}
 	if ex := in.vm.Try(func() { result, err = x.value(v, 0) }); ex != nil {
 		return nil, ex
 	}
@@ -253,6 +257,24 @@ func (in *instance) export(v goja.Value) (result any, err error) {
 type exporter struct {
 	in      *instance
 	parents []*goja.Object // the objects being exported, outermost first, to catch cycles
+	limit   int            // bytes the value may take as JSON
+	size    int            // bytes counted so far
+}
+
+// resultTooLargeError is a value converted out of a runtime that passed MaxResultBytes.
+type resultTooLargeError struct{ limit int }
+
+func (e *resultTooLargeError) Error() string {
+	return fmt.Sprintf("the value is larger than the %s limit (MaxResultBytes)", formatBytes(float64(e.limit)))
+}
+
+// grow counts n more bytes of JSON.
+func (x *exporter) grow(n int) error {
+	x.size += n
+	if x.size > x.limit {
+		return &resultTooLargeError{limit: x.limit}
+	}
+	return nil
 }
 
 // value exports v; omit reports a value an object leaves out (undefined, a function, a symbol).
@@ -270,7 +292,15 @@ func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, er
 		if _, ok := v.(*goja.Symbol); ok {
 			return nil, true, nil
 		}
-		switch e := v.Export().(type) {
+		e := v.Export()
+		n := 8 // a number, true, false, null: a few bytes
+		if s, ok := e.(string); ok {
+			n = len(s) + 2
+		}
+		if err := x.grow(n); err != nil {
+			return nil, false, err
+		}
+		switch e := e.(type) {
 		case int64:
 			return float64(e), false, nil
 		case float64:
@@ -315,8 +345,14 @@ func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, er
 	x.parents = append(x.parents, obj)
 	defer func() { x.parents = x.parents[:len(x.parents)-1] }()
 	keys := obj.Keys()
+	if err := x.grow(2 + len(keys)); err != nil {
+		return nil, false, err
+	}
 	m := make(map[string]any, len(keys))
 	for _, k := range keys {
+		if err := x.grow(len(k) + 3); err != nil {
+			return nil, false, err
+		}
 		e, omit, err := x.valueOmit(obj.Get(k), depth+1)
 		if err != nil {
 			return nil, false, err
@@ -337,6 +373,10 @@ func (x *exporter) array(obj *goja.Object, depth int) (any, bool, error) {
 	n := obj.Get("length").ToInteger()
 	if n > math.MaxInt32 {
 		return nil, false, errors.New("array too long")
+	}
+	// Every element takes at least a comma: count them before allocating.
+	if err := x.grow(2 + int(n)); err != nil {
+		return nil, false, err
 	}
 	a := make([]any, n)
 	for i := range a {

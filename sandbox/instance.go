@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
@@ -19,10 +22,24 @@ type instance struct {
 	vm       *goja.Runtime
 	script   *Script
 	logger   *slog.Logger
-	modules  map[string]goja.Value
-	newError goja.Constructor // the original Error, safe from scripts that replace the global
-	handle   goja.Callable    // the default export; nil until load
-	call     *call            // the call in progress; nil between calls
+	limits   Limits
+	hardener *hardener
+	library  *family               // the script library, built on first use
+	modules  map[string]goja.Value // what allowed imports resolve to; set when library is built
+	newError goja.Constructor      // the original Error, safe from scripts that replace the global
+	handle   goja.Callable         // the default export; nil until load
+	call     *call                 // the call in progress; nil between calls
+
+	// memErr is set, once, when a guard or the watchdog stops a call for memory; aborted
+	// is closed then, so a call waiting for host work stops waiting. The runtime is
+	// dropped after such a call.
+	memErr    atomic.Pointer[memoryLimitError]
+	aborted   chan struct{}
+	abortOnce sync.Once
+	// broken is set when the runtime must not serve another call although the call
+	// ended normally: a lazily frozen family failed half-way, or a Go function panicked.
+	broken bool
+	frozen bool // the intrinsics are frozen (see harden.go): the runtime may serve many calls
 }
 
 // call is the state of one run: its deadline and the host work it is waiting for. It
@@ -56,29 +73,105 @@ type rejection struct{ value goja.Value }
 
 func (rejection) Error() string { return "promise rejected" }
 
-func newInstance(s *Script, logger *slog.Logger, maxCallStackSize int) (*instance, error) {
+// newInstance prepares a runtime for s: the hardener first (it captures the originals it
+// uses), then the console, the allocation guards, the lazily built families, and finally
+// isolate, which leaves exactly the allowed globals, frozen. No script code has run yet.
+//
+// frozen says whether to freeze the intrinsics, for a runtime that serves more than one call.
+func newInstance(s *Script, logger *slog.Logger, limits Limits, frozen bool) (in *instance, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in, err = nil, fmt.Errorf("preparing runtime: %v", r)
+		}
+	}()
 	vm := goja.New()
-	vm.SetMaxCallStackSize(maxCallStackSize)
-	in := &instance{vm: vm, script: s, logger: logger}
+	vm.SetMaxCallStackSize(limits.maxCallStackSize())
+	in = &instance{vm: vm, script: s, logger: logger, limits: limits, aborted: make(chan struct{}), frozen: frozen}
+	if in.hardener, err = newHardener(vm); err != nil {
+		return nil, fmt.Errorf("preparing runtime: %w", err)
+	}
 	newError, ok := goja.AssertConstructor(vm.Get("Error"))
 	if !ok {
 		return nil, errors.New("preparing runtime: Error is not a constructor")
 	}
 	in.newError = newError
-	modules, err := s.library(vm)
-	if err != nil {
-		return nil, fmt.Errorf("installing the script library: %w", err)
-	}
-	in.modules = modules
-	global := vm.GlobalObject()
-	// goja exposes none of these but GoError; a library must not leak them either.
-	for _, name := range [...]string{"require", "process", "module", "exports", "global", "GoError"} {
-		if err := global.Delete(name); err != nil {
-			return nil, fmt.Errorf("hiding global %s: %w", name, err)
-		}
-	}
 	if err := vm.Set("console", in.console()); err != nil {
 		return nil, fmt.Errorf("installing console: %w", err)
+	}
+	if err := in.guardCore(); err != nil {
+		return nil, fmt.Errorf("preparing runtime: %w", err)
+	}
+
+	lazy := map[string]*family{}
+	builtins := func(names []string, prepare func(values map[string]goja.Value) ([]goja.Value, error)) {
+		// The originals are read now, before isolate puts getters in their place.
+		originals := map[string]goja.Value{}
+		for _, n := range names {
+			originals[n] = vm.Get(n)
+		}
+		f := &family{names: names}
+		f.prepare = func(define func(string, goja.Value)) ([]goja.Value, error) {
+			var extra []goja.Value
+			if prepare != nil {
+				var err error
+				if extra, err = prepare(originals); err != nil {
+					return nil, err
+				}
+			}
+			for _, n := range names {
+				define(n, originals[n])
+			}
+			return extra, nil
+		}
+		for _, n := range names {
+			lazy[n] = f
+		}
+	}
+	builtins(familyMath, nil)
+	builtins(familyDate, nil)
+	builtins(familyProxy, nil)
+	builtins(familyCollections, func(map[string]goja.Value) ([]goja.Value, error) {
+		hidden, ok := goja.AssertFunction(in.hardener.hidden.Get("Map"))
+		if !ok {
+			return nil, errors.New("no hidden roots for Map")
+		}
+		roots, err := hidden(goja.Undefined())
+		return []goja.Value{roots}, err
+	})
+	binary := map[string]goja.Value{}
+	for _, n := range familyBinary {
+		binary[n] = vm.Get(n)
+	}
+	in.library = &family{names: familyLibrary, prepare: func(define func(string, goja.Value)) ([]goja.Value, error) {
+		// The binary types first: the library's build reads them through their globals.
+		if err := in.guardBinary(binary); err != nil {
+			return nil, err
+		}
+		for _, n := range familyBinary {
+			define(n, binary[n])
+		}
+		modules, err := s.library(vm, define, in.checkAlloc)
+		if err != nil {
+			return nil, err
+		}
+		in.modules = modules
+		roots := make([]goja.Value, 0, len(modules)+1)
+		for _, m := range modules {
+			roots = append(roots, m)
+		}
+		// goja_nodejs's URLSearchParams iterators inherit from a prototype that only an
+		// iterator leads to.
+		it, err := in.vm.RunString("Object.getPrototypeOf(new URLSearchParams().entries())")
+		if err != nil {
+			return nil, fmt.Errorf("finding the URLSearchParams iterator: %w", err)
+		}
+		return append(roots, it), nil
+	}}
+	for _, n := range familyLibrary {
+		lazy[n] = in.library
+	}
+	if err := in.isolate(lazy); err != nil {
+		return nil, fmt.Errorf("preparing runtime: %w", err)
 	}
 	return in, nil
 }
@@ -97,7 +190,13 @@ func (in *instance) load() (err error) {
 	}
 	importFn := in.vm.ToValue(func(fc goja.FunctionCall) goja.Value {
 		name := fc.Argument(0).String()
-		if m, ok := in.modules[name]; ok && allowedImport(name) {
+		if !allowedImport(name) {
+			panic(in.vm.NewTypeError("module %q is not available", name))
+		}
+		if in.library.state == familyIdle {
+			in.buildFamily(in.library)
+		}
+		if m, ok := in.modules[name]; ok {
 			return m
 		}
 		panic(in.vm.NewTypeError("module %q is not available", name))
@@ -122,7 +221,8 @@ func (in *instance) load() (err error) {
 }
 
 // run makes one call. It reports whether the runtime may be reused: not after an
-// interrupt (the deadline fired, or may be firing as run returns) nor a stack overflow.
+// interrupt (the deadline fired, or may be firing as run returns), a stack overflow, a
+// memory limit, or a panic in a Go function.
 func (in *instance) run(ctx context.Context, arg any, env Env) (result any, reusable bool, err error) {
 	c := &call{ctx: ctx, env: env, done: make(chan struct{})}
 	in.call = c
@@ -134,14 +234,34 @@ func (in *instance) run(ctx context.Context, arg any, env Env) (result any, reus
 	// k6's pattern: interrupt the runtime when the context ends. If stop reports that the
 	// interrupt already started, it may land at any moment, so the runtime is dropped.
 	stop := context.AfterFunc(ctx, func() { in.vm.Interrupt(errInterrupted) })
+	var unwatch func()
+	if limit := in.limits.maxMemory(); limit > 0 {
+		unwatch = watchdog.watch(uint64(limit), in.abortMemory)
+	}
 	result, err = in.invoke(c, arg)
-	if !stop() {
+	if unwatch != nil {
+		unwatch() // after this, the watchdog no longer interrupts this runtime
+	}
+	stopped := stop()
+	if e := in.memErr.Load(); e != nil {
+		// A guard or the watchdog fired; the interrupt may not have landed before the
+		// script returned, but the call has still passed its limit.
+		var se *ScriptError
+		if !errors.As(err, &se) || se.Reason != ReasonMemoryLimit {
+			result, err = nil, &ScriptError{Script: in.script.name, File: in.script.name, Reason: ReasonMemoryLimit, Message: e.msg}
+		}
+		return result, false, err
+	}
+	if !stopped || in.broken {
 		return result, false, err
 	}
 	in.vm.ClearInterrupt()
 	var se *ScriptError
-	if errors.As(err, &se) && (se.Reason == ReasonStackOverflow || se.Reason == ReasonTimeout || se.Reason == ReasonCanceled) {
-		return result, false, err
+	if errors.As(err, &se) {
+		switch se.Reason {
+		case ReasonStackOverflow, ReasonTimeout, ReasonCanceled, ReasonInternal:
+			return result, false, err
+		}
 	}
 	return result, true, err
 }
@@ -149,11 +269,12 @@ func (in *instance) run(ctx context.Context, arg any, env Env) (result any, reus
 func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	// goja panics with its uncatchable errors (and with exceptions, outside Try) when an
 	// interrupt or overflow lands in Go code calling into the runtime: getters read while
-	// converting, setters run while settling a promise.
+	// converting, setters run while settling a promise. Any other panic is a bug in a Go
+	// function the script called: it fails this call alone.
 	defer func() {
 		if err != nil {
 			var se *ScriptError
-			if !errors.As(err, &se) && isGojaError(err) {
+			if !errors.As(err, &se) && (isGojaError(err) || isHostPanic(err)) {
 				result, err = nil, in.scriptError(c.ctx, err)
 			}
 		}
@@ -173,11 +294,10 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("converting argument: %w", err)
 	}
-	if c.env.API != nil {
-		if obj, ok := argv.(*goja.Object); ok && isMap(arg) {
-			if err := defineData(obj, "apiClient", in.apiClient(c)); err != nil {
-				return nil, fmt.Errorf("installing apiClient: %w", err)
-			}
+	if obj, ok := argv.(*goja.Object); ok && isMap(arg) {
+		// Not enumerable: a script returning or spreading its argument does not carry it.
+		if err := obj.DefineDataProperty("apiClient", in.apiClient(c), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+			return nil, fmt.Errorf("installing apiClient: %w", err)
 		}
 	}
 	ret, err := in.handle(goja.Undefined(), argv)
@@ -197,7 +317,9 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	return result, nil
 }
 
-// recoverGoja turns a panic with one of goja's errors into *err.
+// recoverGoja turns a panic into *err: one of goja's errors as it is, anything else (a bug
+// in a Go function a script called, or in goja) as a *hostPanic. Nothing a script does may
+// take the process down.
 func recoverGoja(err *error) {
 	r := recover()
 	if r == nil {
@@ -207,7 +329,20 @@ func recoverGoja(err *error) {
 		*err = e
 		return
 	}
-	panic(r)
+	*err = &hostPanic{value: r, stack: debug.Stack()}
+}
+
+// hostPanic is a panic recovered from Go code run on a script's behalf.
+type hostPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *hostPanic) Error() string { return fmt.Sprintf("a host function failed: %v", p.value) }
+
+func isHostPanic(err error) bool {
+	var p *hostPanic
+	return errors.As(err, &p)
 }
 
 func isGojaError(err error) bool {
@@ -235,6 +370,8 @@ func (in *instance) await(c *call, p *goja.Promise) (goja.Value, error) {
 			}
 		case <-c.ctx.Done():
 			return nil, c.ctx.Err()
+		case <-in.aborted:
+			return nil, in.memErr.Load()
 		}
 	}
 	if p.State() == goja.PromiseStateRejected {
@@ -251,7 +388,16 @@ func (c *call) goAsync(work func() func() error) {
 	}
 	c.pending++
 	go func() {
-		settle := work()
+		var settle func() error
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					p := &hostPanic{value: r, stack: debug.Stack()}
+					settle = func() error { return p }
+				}
+			}()
+			settle = work()
+		}()
 		select {
 		case c.completions <- settle:
 		case <-c.done:
@@ -265,12 +411,32 @@ func (in *instance) scriptError(ctx context.Context, err error) *ScriptError {
 	s := in.script
 	se := &ScriptError{Script: s.name, File: s.name}
 	var (
-		interrupted *goja.InterruptedError
-		overflow    *goja.StackOverflowError
-		exception   *goja.Exception
-		rejected    rejection
+		interrupted    *goja.InterruptedError
+		overflow       *goja.StackOverflowError
+		exception      *goja.Exception
+		rejected       rejection
+		resultTooLarge *resultTooLargeError
 	)
+	var (
+		memory   *memoryLimitError
+		panicked *hostPanic
+	)
+	if errors.As(err, &interrupted) {
+		memory, _ = interrupted.Value().(*memoryLimitError)
+	}
 	switch {
+	case memory != nil || errors.As(err, &memory):
+		se.Reason, se.Message = ReasonMemoryLimit, memory.msg
+		if interrupted != nil {
+			se.locate(s, interrupted.Stack())
+			se.Stack = se.Reason + "\n" + formatFrames(interrupted.Stack(), s)
+		}
+	case errors.As(err, &panicked):
+		se.Reason, se.Message = ReasonInternal, panicked.Error()
+		in.broken = true
+		in.logger.Error("sandbox: recovered a panic in a host function", "panic", fmt.Sprint(panicked.value), "stack", string(panicked.stack))
+	case errors.As(err, &resultTooLarge):
+		se.Reason, se.Message = ReasonResultTooLarge, resultTooLarge.Error()
 	case errors.As(err, &interrupted), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		se.Reason, se.Message, se.err = ReasonTimeout, "deadline exceeded", context.DeadlineExceeded
 		if ctx.Err() == context.Canceled {
@@ -459,6 +625,9 @@ func (in *instance) format(v goja.Value) string {
 	}
 	obj, ok := v.(*goja.Object)
 	if !ok {
+		if _, ok := v.(*goja.Symbol); ok {
+			return "Symbol(" + v.String() + ")"
+		}
 		return v.String()
 	}
 	switch obj.ClassName() {

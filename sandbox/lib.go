@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 
 	"github.com/dop251/goja"
 	nodeerrors "github.com/dop251/goja_nodejs/errors"
@@ -20,13 +21,38 @@ import (
 // resources used are the clock (webhooks' replay windows, as Date already exposes) and
 // crypto/rand.
 //
-// Every value is created per runtime and holds no state shared with other runtimes, so a
-// runtime may be pooled and reused; what a script changes on these objects stays on that
-// runtime, like any other global it changes.
+// Every value is created per runtime and holds no state shared with other runtimes. On a
+// pooled runtime the library is built on first use and then frozen with everything it
+// reaches (harden.go), so a script cannot change it for the calls after its own. Built-ins
+// that allocate a size the script chose are vetted by the runtime's allocCheck first.
 
-// installLibrary installs the library globals on a fresh runtime and returns what the
-// allowed imports resolve to: "crypto", "node:crypto", "buffer", "node:buffer".
+// installLibrary installs the library globals on a fresh runtime as plain data properties
+// and returns what the allowed imports resolve to. The library's own tests use it; a
+// runtime made for a script builds the library lazily with buildLibrary (see harden.go).
 func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error) {
+	if err := pinErrorConstructors(vm); err != nil {
+		return nil, fmt.Errorf("installing script library: %w", err)
+	}
+	var defineErr error
+	define := func(name string, v goja.Value) {
+		// Node's globals are writable, configurable and not enumerable; so are these.
+		if err := vm.GlobalObject().DefineDataProperty(name, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil && defineErr == nil {
+			defineErr = fmt.Errorf("defining global %s: %w", name, err)
+		}
+	}
+	modules, err = buildLibrary(vm, define, nil)
+	if err == nil {
+		err = defineErr
+	}
+	return modules, err
+}
+
+// buildLibrary creates the library's objects on vm, hands each global to define (which
+// must make it visible to vm.Get before returning: goja_nodejs looks the Buffer global up),
+// and returns what the allowed imports resolve to: "crypto", "node:crypto", "buffer",
+// "node:buffer". alloc, when not nil, vets every allocation the library makes at a
+// script's request (Buffer.alloc(size), ...) before it is made.
+func buildLibrary(vm *goja.Runtime, define func(name string, v goja.Value), alloc allocCheck) (modules map[string]goja.Value, err error) {
 	// The goja_nodejs loaders and goja itself report failures by panicking with a
 	// JavaScript value; on a fresh runtime that is a bug, but it must not take the host down.
 	defer func() {
@@ -39,11 +65,9 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 	if err != nil {
 		return nil, fmt.Errorf("installing script library: %w", err)
 	}
-	if err := pinErrorConstructors(vm); err != nil {
-		return nil, fmt.Errorf("installing script library: %w", err)
-	}
+	l.alloc = alloc
 
-	bufferCtor, err := l.installBuffer()
+	bufferCtor, err := l.installBuffer(define)
 	if err != nil {
 		return nil, fmt.Errorf("installing Buffer: %w", err)
 	}
@@ -55,7 +79,6 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 		name  string
 		value goja.Value
 	}{
-		{"Buffer", bufferCtor},
 		{"URL", l.wrapURL(urlExports.Get("URL").ToObject(vm))},
 		{"URLSearchParams", urlExports.Get("URLSearchParams")},
 		{"TextEncoder", l.newTextEncoder()},
@@ -66,10 +89,7 @@ func installLibrary(vm *goja.Runtime) (modules map[string]goja.Value, err error)
 		{"webhooks", l.newWebhooks()},
 	}
 	for _, g := range globals {
-		// Node's globals are writable, configurable and not enumerable; so are these.
-		if err := vm.GlobalObject().DefineDataProperty(g.name, g.value, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
-			return nil, fmt.Errorf("defining global %s: %w", g.name, err)
-		}
+		define(g.name, g.value)
 	}
 
 	bufferModule := vm.NewObject()
@@ -99,6 +119,12 @@ type jsLibrary struct {
 	errorCtor      goja.Constructor
 	rangeErrorCtor goja.Constructor
 	wrapBytes      func([]byte) *goja.Object // makes a Buffer; set by installBuffer
+	alloc          allocCheck                // vets allocations a script asks for; nil: no limit
+}
+
+// checkAlloc vets an allocation of n bytes that a script asked what for; see allocCheck.
+func (l *jsLibrary) checkAlloc(n float64, what string) bool {
+	return l.alloc == nil || l.alloc(n, what)
 }
 
 func newLibrary(vm *goja.Runtime) (*jsLibrary, error) {
@@ -205,24 +231,32 @@ func (l *jsLibrary) newUint8Array(b []byte) *goja.Object {
 	return o
 }
 
-// setMethods sets Go functions as methods of o.
-func setMethods(o *goja.Object, methods map[string]any) {
+// setMethods defines Go functions as methods of o: writable, configurable and not
+// enumerable, like built-in methods. Defining (not assigning) also shadows a method o
+// inherits from a frozen prototype (Buffer's from and toString over Uint8Array's).
+func (l *jsLibrary) setMethods(o *goja.Object, methods map[string]any) {
 	for name, fn := range methods {
-		_ = o.Set(name, fn) // ordinary objects built here: Set cannot fail
+		_ = o.DefineDataProperty(name, l.vm.ToValue(fn), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	}
 }
 
 // wrapURL returns a URL constructor that resolves new URL(input, base) with net/url's RFC
 // 3986 reference resolution before handing goja_nodejs's constructor an absolute URL: that
 // constructor cleans both paths before resolving, so "c" against "https://e.com/a/b/"
-// came out as "https://e.com/c". Instances keep the original prototype (instanceof URL
-// holds).
+// came out as "https://e.com/c". It also puts back the trailing slash goja_nodejs's
+// path.Clean drops ("https://e.com/a/" has pathname "/a/", as in Node), here and in the
+// pathname and href setters. goja_nodejs's accessors cannot be redefined, so instances get
+// a prototype of our own, inheriting from the original, that shadows those two setters;
+// instanceof URL holds, and so does it for subclasses.
 func (l *jsLibrary) wrapURL(native *goja.Object) *goja.Object {
 	vm := l.vm
 	construct, ok := goja.AssertConstructor(native)
 	if !ok {
 		return native
 	}
+	nativeProto := native.Get("prototype").ToObject(vm)
+	proto := vm.NewObject()
+	_ = proto.SetPrototype(nativeProto)
 	w := vm.ToValue(func(call goja.ConstructorCall) *goja.Object {
 		args := call.Arguments
 		if len(args) > 1 && !goja.IsUndefined(args[1]) {
@@ -234,10 +268,86 @@ func (l *jsLibrary) wrapURL(native *goja.Object) *goja.Object {
 		if err != nil {
 			panic(err)
 		}
+		if len(args) > 0 {
+			keepTrailingSlash(o, urlPath(args[0].String()))
+		}
+		_ = o.SetPrototype(call.This.Prototype())
 		return o
 	}).ToObject(vm)
-	_ = w.DefineDataProperty("prototype", native.Get("prototype"), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+	_ = w.DefineDataProperty("prototype", proto, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+	_ = proto.DefineDataProperty("constructor", w, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+	l.wrapURLSetter(nativeProto, proto, "pathname", func(v string) string { return v })
+	l.wrapURLSetter(nativeProto, proto, "href", urlPath)
 	return w
+}
+
+// wrapURLSetter defines on proto an accessor name that reads as native's and, assigned,
+// runs native's setter and keeps the trailing slash of the path pathOf finds in the value.
+func (l *jsLibrary) wrapURLSetter(native, proto *goja.Object, name string, pathOf func(string) string) {
+	vm := l.vm
+	gopd, ok := goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("getOwnPropertyDescriptor"))
+	if !ok {
+		return
+	}
+	d, err := gopd(goja.Undefined(), native, vm.ToValue(name))
+	if err != nil || goja.IsUndefined(d) {
+		return
+	}
+	desc := d.ToObject(vm)
+	set, ok := goja.AssertFunction(desc.Get("set"))
+	if !ok {
+		return
+	}
+	setter := vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		must(set(call.This, call.Argument(0)))
+		if o, ok := call.This.(*goja.Object); ok {
+			keepTrailingSlash(o, pathOf(call.Argument(0).String()))
+		}
+		return goja.Undefined()
+	})
+	_ = proto.DefineAccessorProperty(name, desc.Get("get"), setter, goja.FLAG_TRUE, goja.FLAG_TRUE)
+}
+
+// urlPath is the path of a URL string, "" when it does not parse.
+func urlPath(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Path
+}
+
+// keepTrailingSlash appends the slash path.Clean took from o's path when want (the path
+// as given) ends with one, or with a "." or ".." segment, which WHATWG resolves to a
+// directory. o is a goja_nodejs URL: a Go *nodeURL whose url field is reached through
+// reflection (the type is unexported); anything else is left alone.
+func keepTrailingSlash(o *goja.Object, want string) {
+	if !strings.HasSuffix(want, "/") && !strings.HasSuffix(want, "/.") && !strings.HasSuffix(want, "/..") {
+		return
+	}
+	u := nativeURL(o)
+	if u == nil || u.Path == "" || strings.HasSuffix(u.Path, "/") {
+		return
+	}
+	u.Path += "/"
+	if u.RawPath != "" {
+		u.RawPath += "/"
+	}
+}
+
+var typeURLPointer = reflect.TypeFor[*url.URL]()
+
+// nativeURL returns the *url.URL a goja_nodejs URL object holds, or nil.
+func nativeURL(o *goja.Object) *url.URL {
+	v := reflect.ValueOf(o.Export())
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	f := v.Elem().FieldByName("url")
+	if !f.IsValid() || f.Type() != typeURLPointer || f.IsNil() {
+		return nil
+	}
+	return (*url.URL)(f.UnsafePointer())
 }
 
 // resolveURL resolves ref against an absolute base; false when either does not parse, so

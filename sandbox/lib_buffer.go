@@ -14,17 +14,18 @@ import (
 // and lack base64url, latin1/binary, ascii and utf16le (an unknown encoding even decodes
 // silently as UTF-8), and it has no byteLength, isBuffer, isEncoding, compare or toJSON.
 // The replaced functions handle strings and encodings here and delegate everything else
-// (arrays, ArrayBuffers with offsets, Buffers) to the originals. It sets the Buffer global,
-// which goja_nodejs's own helpers look up.
-func (l *jsLibrary) installBuffer() (*goja.Object, error) {
+// (arrays, ArrayBuffers with offsets, Buffers) to the originals. It defines the Buffer
+// global, which goja_nodejs's own helpers look up.
+//
+// Every path that allocates a size the script chose (alloc's size, from's array-like
+// length, concat's totalLength) is vetted by l.checkAlloc before the original runs.
+func (l *jsLibrary) installBuffer(define func(name string, v goja.Value)) (*goja.Object, error) {
 	vm := l.vm
 	ctor, ok := loadNodeModule(vm, buffer.Require).Get("Buffer").(*goja.Object)
 	if !ok {
 		return nil, fmt.Errorf("loading buffer module: no Buffer export")
 	}
-	if err := vm.Set("Buffer", ctor); err != nil {
-		return nil, fmt.Errorf("setting Buffer: %w", err)
-	}
+	define("Buffer", ctor)
 	api := buffer.GetApi(vm)
 	if api == nil {
 		return nil, fmt.Errorf("loading buffer module: no api")
@@ -34,11 +35,15 @@ func (l *jsLibrary) installBuffer() (*goja.Object, error) {
 	nativeFrom, ok1 := goja.AssertFunction(ctor.Get("from"))
 	nativeAlloc, ok2 := goja.AssertFunction(ctor.Get("alloc"))
 	proto, ok3 := ctor.Get("prototype").(*goja.Object)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("loading buffer module: missing from, alloc or prototype")
+	nativeConcat, ok4 := goja.AssertFunction(ctor.Get("concat"))
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, fmt.Errorf("loading buffer module: missing from, alloc, concat or prototype")
 	}
 
 	alloc := func(call goja.FunctionCall) goja.Value {
+		if size := call.Argument(0); goja.IsNumber(size) && !l.checkAlloc(size.ToFloat(), "Buffer.alloc") {
+			return goja.Undefined()
+		}
 		fill := call.Argument(1)
 		if !goja.IsString(fill) {
 			return must(nativeAlloc(call.This, call.Arguments...))
@@ -53,12 +58,26 @@ func (l *jsLibrary) installBuffer() (*goja.Object, error) {
 		}
 		return l.wrapBytes(b)
 	}
-	setMethods(ctor, map[string]any{
+	l.setMethods(ctor, map[string]any{
 		"from": func(call goja.FunctionCall) goja.Value {
 			if s := call.Argument(0); goja.IsString(s) {
 				return l.wrapBytes(encodeString(s, l.encodingArg(call.Argument(1), encUTF8)))
 			}
+			if o, ok := call.Argument(0).(*goja.Object); ok {
+				if _, isBytes := l.bytesOf(o); !isBytes {
+					// An array-like is copied element by element into length bytes.
+					if n := o.Get("length"); n != nil && !l.checkAlloc(n.ToFloat(), "Buffer.from") {
+						return goja.Undefined()
+					}
+				}
+			}
 			return must(nativeFrom(call.This, call.Arguments...))
+		},
+		"concat": func(call goja.FunctionCall) goja.Value {
+			if n := call.Argument(1); goja.IsNumber(n) && !l.checkAlloc(n.ToFloat(), "Buffer.concat") {
+				return goja.Undefined()
+			}
+			return must(nativeConcat(call.This, call.Arguments...))
 		},
 		"alloc":       alloc,
 		"allocUnsafe": alloc, // zero-filled: nothing uninitialized reaches a script
@@ -86,7 +105,7 @@ func (l *jsLibrary) installBuffer() (*goja.Object, error) {
 			return vm.ToValue(bytes.Compare(l.bufferArg(call.Argument(0), "buf1"), l.bufferArg(call.Argument(1), "buf2")))
 		},
 	})
-	setMethods(proto, map[string]any{
+	l.setMethods(proto, map[string]any{
 		"toString": func(call goja.FunctionCall) goja.Value {
 			b := l.thisBytes(call.This)
 			enc := l.encodingArg(call.Argument(0), encUTF8)

@@ -53,7 +53,7 @@ func newHashFunc(name string) (func() hash.Hash, bool) {
 func (l *jsLibrary) newCrypto() *goja.Object {
 	vm := l.vm
 	c := vm.NewObject()
-	setMethods(c, map[string]any{
+	l.setMethods(c, map[string]any{
 		"createHash": func(call goja.FunctionCall) goja.Value {
 			newHash, ok := newHashFunc(call.Argument(0).String())
 			if !ok {
@@ -127,7 +127,7 @@ func (l *jsLibrary) newDigest(h hash.Hash, isHmac bool) *goja.Object {
 	vm := l.vm
 	o := vm.NewObject()
 	done := false
-	setMethods(o, map[string]any{
+	l.setMethods(o, map[string]any{
 		"update": func(call goja.FunctionCall) goja.Value {
 			if done {
 				panic(l.newError(l.errorCtor, "ERR_CRYPTO_HASH_FINALIZED", "Digest already called"))

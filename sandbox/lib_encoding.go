@@ -272,7 +272,7 @@ func (l *jsLibrary) newTextEncoder() *goja.Object {
 		_ = call.This.DefineDataProperty("encoding", vm.ToValue("utf-8"), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 		return nil
 	}).ToObject(vm)
-	setMethods(proto, map[string]any{
+	l.setMethods(proto, map[string]any{
 		"encode": func(call goja.FunctionCall) goja.Value {
 			arg := call.Argument(0)
 			if goja.IsUndefined(arg) {
@@ -352,7 +352,7 @@ func (l *jsLibrary) newTextDecoder() *goja.Object {
 		}
 		return nil
 	}).ToObject(vm)
-	setMethods(proto, map[string]any{
+	l.setMethods(proto, map[string]any{
 		"decode": func(call goja.FunctionCall) goja.Value {
 			this := call.This.ToObject(vm)
 			var b []byte

@@ -188,3 +188,28 @@ func TestLibErrorConstructorsPinned(t *testing.T) {
 		})
 	}
 }
+
+// TestURLTrailingSlash: paths keep their trailing slash, as in Node (goja_nodejs's
+// path.Clean drops it), through the constructor and the pathname and href setters.
+func TestURLTrailingSlash(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"new URL('https://e.com/a/').pathname", "/a/"},
+		{"new URL('https://e.com/a/?q=1#f').href", "https://e.com/a/?q=1#f"},
+		{"new URL('https://e.com/a/b/.').pathname", "/a/b/"},
+		{"new URL('https://e.com/a/b/..').pathname", "/a/"},
+		{"new URL('https://e.com').pathname", "/"},
+		{"new URL('https://e.com/a').pathname", "/a"},
+		{"new URL('c/', 'https://e.com/a/b/').pathname", "/a/b/c/"},
+		{"new URL('https://e.com/a%20b/').pathname", "/a%20b/"},
+		{"(() => { const u = new URL('https://e.com/a'); u.pathname = '/x/'; return u.href })()", "https://e.com/x/"},
+		{"(() => { const u = new URL('https://e.com/a'); u.href = 'https://f.com/y/'; return u.pathname })()", "/y/"},
+		{"new URL('https://e.com/a/') instanceof URL", "true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			if got := runLib(t, "String("+tt.src+")"); got != tt.want {
+				t.Errorf("got %v, want %s", got, tt.want)
+			}
+		})
+	}
+}

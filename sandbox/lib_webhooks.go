@@ -14,7 +14,7 @@ import (
 // string belongs, a bad option) into false rather than an exception.
 func (l *jsLibrary) newWebhooks() *goja.Object {
 	o := l.vm.NewObject()
-	setMethods(o, map[string]any{
+	l.setMethods(o, map[string]any{
 		// verifyStripe(rawBody, signatureHeader, secret, {tolerance, now})
 		"verifyStripe": l.verifier(func(call goja.FunctionCall) bool {
 			body, ok1 := l.bodyArg(call.Argument(0))

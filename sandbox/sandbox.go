@@ -24,8 +24,27 @@
 // before it goes back to the pool. The module is evaluated once per runtime, so top-level
 // state lives as long as the runtime, never across runtimes. Every call runs under a
 // deadline; the runtime is interrupted when it passes, and host calls (apiClient) are
-// cancelled with it; host work never outlives its call. A runtime that was interrupted or
-// overflowed its stack is discarded.
+// cancelled with it; host work never outlives its call. A runtime that was interrupted,
+// overflowed its stack, passed its memory limit or saw a Go function panic is discarded.
+//
+// Isolation (harden.go): a script's global object holds exactly the ECMAScript built-ins,
+// console and the library (URL, URLSearchParams, TextEncoder, TextDecoder, atob, btoa,
+// Buffer, crypto, webhooks); it is frozen, so no global can be added, replaced or deleted.
+// In a runtime that serves many calls (a Pool's) every built-in object a script can reach
+// is frozen too: no call can change Object.prototype, JSON.parse or crypto.createHmac for
+// the calls after it. What a script keeps in module-level variables persists across the
+// calls of one runtime, within one Pool; callers keep one Pool per integration (pools are
+// never shared between integrations), and a call that sees secrets that must not outlive
+// it uses Script.CallOnce, whose fresh runtime is discarded. Function and eval compile code
+// in the same sandbox: Function('return this')() is the same clean global object.
+//
+// Limits (Limits): the deadline (Timeout, 5s), the JavaScript call depth
+// (MaxCallStackSize, 1000), memory (MaxMemory, 64 MiB: single allocations a script asks
+// for are vetted before they happen, and a process-wide watchdog stops calls during which
+// the live heap grew by more; memory.go), and the size of what a call returns
+// (MaxResultBytes, 10 MiB). Each fails the call alone with its ScriptError.Reason;
+// a panic in Go code a script reached fails it with ReasonInternal; the process keeps
+// serving.
 //
 // Asynchrony: a call that returns a promise is awaited by a small event loop on the
 // calling goroutine. Host work (apiClient HTTP requests) runs on its own goroutines and
@@ -77,6 +96,14 @@ func (e *CompileError) Error() string {
 type Limits struct {
 	Timeout          time.Duration // deadline of one call; default 5s
 	MaxCallStackSize int           // JavaScript call depth; default 1000
+	// MaxMemory bounds what one call may allocate, in bytes: a single allocation a
+	// script asks for (a string, array or buffer of a chosen size), and the growth of the
+	// process's live heap while the call runs (see memory.go); default 64 MiB, negative
+	// for no limit.
+	MaxMemory int64
+	// MaxResultBytes bounds the size of what a call returns (and of any value converted
+	// out of the runtime), measured as its JSON encoding; default 10 MiB.
+	MaxResultBytes int
 }
 
 // Config configures a Pool.
@@ -97,26 +124,46 @@ type API struct {
 
 // Env is what one call may reach outside the runtime.
 type Env struct {
-	// API, when set and the call's argument is a map, puts an apiClient object into the
-	// argument ({apiClient, parameters, ...}) whose requests go to API.BaseURL's host only.
-	// nil: the argument carries no apiClient.
+	// API is where the apiClient in the call's argument ({apiClient, parameters, ...},
+	// for an argument that is a map) sends its requests: API.BaseURL's host only. nil:
+	// apiClient is still there, and every request rejects with an Error saying there is
+	// no API.
 	API *API
 }
 
 // Reasons a call fails, as found in ScriptError.Reason.
 const (
-	ReasonException     = "exception"         // a throw or a rejected promise
-	ReasonTimeout       = "timeout"           // the call ran past its deadline
-	ReasonCanceled      = "canceled"          // the caller's context was canceled
-	ReasonStackOverflow = "stack overflow"    // the call stack passed Limits.MaxCallStackSize
-	ReasonUnsettled     = "unsettled promise" // the returned promise can never settle
-	ReasonInvalidResult = "invalid result"    // the result cannot be made into plain values
+	ReasonException      = "exception"         // a throw or a rejected promise
+	ReasonTimeout        = "timeout"           // the call ran past its deadline
+	ReasonCanceled       = "canceled"          // the caller's context was canceled
+	ReasonStackOverflow  = "stack overflow"    // the call stack passed Limits.MaxCallStackSize
+	ReasonUnsettled      = "unsettled promise" // the returned promise can never settle
+	ReasonInvalidResult  = "invalid result"    // the result cannot be made into plain values
+	ReasonMemoryLimit    = "memory limit"      // the call passed Limits.MaxMemory
+	ReasonResultTooLarge = "result too large"  // the result passed Limits.MaxResultBytes
+	ReasonInternal       = "internal error"    // a Go function the script called panicked
 )
 
 const (
 	defaultTimeout          = 5 * time.Second
 	defaultMaxCallStackSize = 1000
+	defaultMaxMemory        = 64 << 20
+	defaultMaxResultBytes   = 10 << 20
 )
+
+func (l Limits) maxMemory() int64 {
+	if l.MaxMemory == 0 {
+		return defaultMaxMemory
+	}
+	return l.MaxMemory
+}
+
+func (l Limits) maxResultBytes() int {
+	if l.MaxResultBytes <= 0 {
+		return defaultMaxResultBytes
+	}
+	return l.MaxResultBytes
+}
 
 func (l Limits) timeout() time.Duration {
 	if l.Timeout <= 0 {

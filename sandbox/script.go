@@ -16,9 +16,10 @@ import (
 	"github.com/evanw/esbuild/pkg/api"
 )
 
-// libraryFunc installs the JavaScript library on a fresh runtime and returns what the allowed
-// imports resolve to. It is installLibrary everywhere but in tests that stand in for it.
-type libraryFunc func(vm *goja.Runtime) (modules map[string]goja.Value, err error)
+// libraryFunc builds the JavaScript library on a runtime, handing each global to define,
+// and returns what the allowed imports resolve to. It is buildLibrary everywhere but in
+// tests that stand in for it.
+type libraryFunc func(vm *goja.Runtime, define func(name string, v goja.Value), alloc allocCheck) (modules map[string]goja.Value, err error)
 
 // Script is one compiled ES module whose default export is a function.
 type Script struct {
@@ -53,7 +54,7 @@ const (
 // The module's top-level code runs once here, on a scratch runtime, to find its default
 // export; it runs again on every runtime a Pool creates.
 func Compile(name string, src []byte) (*Script, error) {
-	return compile(name, src, installLibrary)
+	return compile(name, src, buildLibrary)
 }
 
 func compile(name string, src []byte, lib libraryFunc) (*Script, error) {
@@ -176,7 +177,7 @@ func allowedImport(name string) bool {
 // check evaluates the module on a scratch runtime to see that it loads and that its
 // default export is a function.
 func (s *Script) check() error {
-	in, err := newInstance(s, discardLogger(), defaultMaxCallStackSize)
+	in, err := newInstance(s, discardLogger(), Limits{}, true)
 	if err != nil {
 		return &CompileError{Problems: []Problem{{File: s.name, Message: err.Error()}}}
 	}
@@ -239,7 +240,7 @@ func (p *Pool) Call(ctx context.Context, arg any, env Env) (any, error) {
 	case in = <-p.idle:
 	default:
 		var err error
-		if in, err = newInstance(p.script, p.logger, p.cfg.maxCallStackSize()); err != nil {
+		if in, err = newInstance(p.script, p.logger, p.cfg.Limits, true); err != nil {
 			return nil, err
 		}
 	}
@@ -258,7 +259,7 @@ func (p *Pool) Call(ctx context.Context, arg any, env Env) (any, error) {
 func (s *Script) CallOnce(ctx context.Context, cfg Config, arg any, env Env) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	in, err := newInstance(s, scriptLogger(cfg.Logger, s.name), cfg.maxCallStackSize())
+	in, err := newInstance(s, scriptLogger(cfg.Logger, s.name), cfg.Limits, false)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +282,7 @@ type ScriptError struct {
 	File    string // file of the innermost frame in the author's code
 	Line    int
 	Column  int
-	Reason  string // "exception", "timeout", "stack overflow", "memory limit", ...
+	Reason  string // one of the Reason constants: "exception", "timeout", "memory limit", ...
 	Message string // the thrown value's message
 	Stack   string // JavaScript stack, original file:line positions
 	Value   any    // the thrown value as plain Go values (e.g. apiClient errors carry status and data)
