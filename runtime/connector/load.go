@@ -96,7 +96,17 @@ func (l *loader) err() *LoadError {
 }
 
 func (l *loader) add(file string, line int, msg string) {
-	l.problems = append(l.problems, Problem{File: file, Line: line, Message: msg})
+	l.problems = append(l.problems, Problem{File: file, Line: line, Message: oneLine(msg)})
+}
+
+// oneLine keeps a problem on one line of output, as "path:line: message" promises: a
+// message that quotes the author's text (a JSONPath parser's error, say) may hold line
+// breaks, which are escaped.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\r`).Replace(s)
 }
 
 // key reads a spec's key, defaulting to its directory's name, and checks its form.
@@ -359,7 +369,10 @@ func (l *loader) script(path, specFile string, specLine int) *sandbox.Script {
 	if err != nil {
 		var ce *sandbox.CompileError
 		if errors.As(err, &ce) && len(ce.Problems) > 0 {
-			l.problems = append(l.problems, ce.Problems...)
+			for _, p := range ce.Problems {
+				p.Message = oneLine(p.Message)
+				l.problems = append(l.problems, p)
+			}
 		} else {
 			l.add(path, 0, fmt.Sprintf("compiling script: %v", err))
 		}
