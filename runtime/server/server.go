@@ -7,7 +7,8 @@
 // returned is ready to serve and Addr tells where; nothing is served until Run. Run serves
 // until its ctx ends and then shuts down in order: stop accepting HTTP requests and wait
 // (bounded by ShutdownTimeout) for those in flight, stop the channel workers (started by
-// Run, see package channel), drain the bus (publishes in flight get
+// Run, see package channel) and the delivery workers (package delivery; an attempt in
+// flight is abandoned and retried later), drain the bus (publishes in flight get
 // their acknowledgements), close the store, stop the in-process NATS. A Server that is
 // never run is released with Close. The configuration comes from cmd; this package reads no
 // flags, environment or files other than the connector tree and the data directory.
@@ -43,6 +44,7 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/catalog"
 	"github.com/switchboard-run/switchboard/runtime/channel"
+	"github.com/switchboard-run/switchboard/runtime/delivery"
 	"github.com/switchboard-run/switchboard/runtime/router"
 	"github.com/switchboard-run/switchboard/runtime/store"
 	"github.com/switchboard-run/switchboard/runtime/store/embedded"
@@ -76,6 +78,10 @@ type Config struct {
 	ReadTimeout          time.Duration // 60s; how long a client may take to send a whole request, body included
 	IdleTimeout          time.Duration // 120s; how long an idle keep-alive connection stays open
 	Logger               *slog.Logger  // nil discards
+
+	// Delivery to endpoints (package delivery).
+	DeliverySchedule []time.Duration // SPEC 5's retries (delivery.DefaultSchedule): the wait before each attempt
+	DeliveryTimeout  time.Duration   // 15s; how long an endpoint has to answer one delivery
 }
 
 func (c Config) withDefaults() Config {
@@ -135,6 +141,7 @@ func (c Config) withDefaults() Config {
 type backingStore interface {
 	store.Store
 	store.ChannelStore
+	store.EndpointStore
 }
 
 // Server is a switchboard ready to serve. Make one with New.
@@ -153,6 +160,10 @@ type Server struct {
 	channels     *channel.Manager
 	stopChannels context.CancelFunc // set while the channel workers run
 	channelsDone chan struct{}
+
+	delivery     *delivery.Service
+	stopDelivery context.CancelFunc // set while the delivery workers run
+	deliveryDone chan struct{}
 }
 
 // New loads the connectors (refusing a tree that does not load, with every problem in the
@@ -221,6 +232,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:  s.log.With("component", "api"),
 		Metrics: metrics,
 	})
+	s.delivery, err = delivery.New(startCtx, delivery.Config{
+		Bus:                  s.bus,
+		Store:                s.store,
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+		Schedule:             cfg.DeliverySchedule,
+		Timeout:              cfg.DeliveryTimeout,
+		Registerer:           metrics.Registry,
+		Logger:               s.log.With("component", "delivery"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.api.AddEndpointRoutes(api.EndpointsConfig{Store: s.store, Deliverer: s.delivery})
+	s.api.AddStreamRoute(api.StreamConfig{Subscriber: natsSubscriber{s.bus.Conn()}})
 
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -366,6 +391,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(s.channelsDone)
 		s.channels.Run(chCtx)
 	}()
+	dCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopDelivery, s.deliveryDone = stopDelivery, make(chan struct{})
+	go func() {
+		defer close(s.deliveryDone)
+		if err := s.delivery.Run(dCtx); err != nil {
+			s.log.Error("delivery stopped", "err", err)
+		}
+	}()
 
 	var err error
 	select {
@@ -405,6 +438,15 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stopping the channel workers: %w", ctx.Err()))
 		}
 		s.stopChannels = nil
+	}
+	if s.stopDelivery != nil {
+		s.stopDelivery()
+		select {
+		case <-s.deliveryDone:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("stopping the delivery workers: %w", ctx.Err()))
+		}
+		s.stopDelivery = nil
 	}
 	if s.bus != nil {
 		if err := s.bus.Close(ctx); err != nil {
