@@ -407,14 +407,16 @@ func TestHostPanic(t *testing.T) {
 	}
 }
 
-// TestMemoryLimitDisabled: a negative MaxMemory lifts the guards.
+// TestMemoryLimitDisabled: a negative MaxMemory lifts the guards; a small one is applied.
 func TestMemoryLimitDisabled(t *testing.T) {
-	got, err := callOnPool(t, "export default () => 'x'.repeat(40 << 20).length", Config{Limits: Limits{MaxMemory: -1}}, map[string]any{})
-	if err != nil || got != float64(40<<20) {
+	const src = "export default ({ n }) => 'x'.repeat(1024).repeat(n).length"
+	// 33 Mi characters count 66 MiB, over the default limit.
+	got, err := callOnPool(t, src, Config{Limits: Limits{MaxMemory: -1}}, map[string]any{"n": 33 << 10})
+	if err != nil || got != float64(33<<20) {
 		t.Errorf("got %v, %v", got, err)
 	}
-	_, err = callOnPool(t, "export default () => 'x'.repeat(40 << 20).length", Config{Limits: Limits{MaxMemory: 1 << 20}}, map[string]any{})
-	if se := asScriptError(t, err); se.Reason != ReasonMemoryLimit || !strings.Contains(se.Error(), ":1: memory limit: String.prototype.repeat would allocate 80 MiB, over the 1 MiB limit") {
+	_, err = callOnPool(t, src, Config{Limits: Limits{MaxMemory: 1 << 20}}, map[string]any{"n": 8 << 10})
+	if se := asScriptError(t, err); se.Reason != ReasonMemoryLimit || !strings.Contains(se.Error(), ":1: memory limit: String.prototype.repeat would allocate 16 MiB, over the 1 MiB limit") {
 		t.Errorf("error = %v", err)
 	}
 }

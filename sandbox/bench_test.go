@@ -57,13 +57,54 @@ func checkBenchResult(b *testing.B, result any, err error) {
 	}
 }
 
+// BenchmarkCallPooled measures a handle call on a pooled runtime: "pool" is what Pool.Call
+// does; "unfrozen" reuses a runtime whose intrinsics are not frozen, and "no-watchdog" a
+// pool with the memory watchdog off (MaxMemory < 0), to show what isolation and the
+// watchdog cost per call.
 func BenchmarkCallPooled(b *testing.B) {
 	arg := benchArg(b)
-	p := NewPool(mustCompile(b, benchHandle), Config{})
-	b.ReportAllocs()
-	for b.Loop() {
-		result, err := p.Call(b.Context(), arg, Env{})
-		checkBenchResult(b, result, err)
+	s := mustCompile(b, benchHandle)
+	b.Run("pool", func(b *testing.B) {
+		p := NewPool(s, Config{})
+		b.ReportAllocs()
+		for b.Loop() {
+			result, err := p.Call(b.Context(), arg, Env{})
+			checkBenchResult(b, result, err)
+		}
+	})
+	b.Run("unfrozen", func(b *testing.B) {
+		in, err := newInstance(s, discardLogger(), Limits{}, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			result, _, err := in.run(b.Context(), arg, Env{})
+			checkBenchResult(b, result, err)
+		}
+	})
+	b.Run("no-watchdog", func(b *testing.B) {
+		p := NewPool(s, Config{Limits: Limits{MaxMemory: -1}})
+		b.ReportAllocs()
+		for b.Loop() {
+			result, err := p.Call(b.Context(), arg, Env{})
+			checkBenchResult(b, result, err)
+		}
+	})
+}
+
+// BenchmarkNewRuntime measures preparing a runtime, frozen (a pool's) or not (CallOnce's).
+func BenchmarkNewRuntime(b *testing.B) {
+	s := mustCompile(b, benchHandle)
+	for _, frozen := range []bool{true, false} {
+		b.Run(map[bool]string{true: "frozen", false: "unfrozen"}[frozen], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := newInstance(s, discardLogger(), Limits{}, frozen); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

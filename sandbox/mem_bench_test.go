@@ -5,29 +5,41 @@ import (
 	"testing"
 )
 
-// BenchmarkIdleRuntime reports the heap an idle pooled runtime holds (the module loaded,
-// ready for a call) as B/runtime: the live heap after creating b.N runtimes, over b.N.
+// BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime: the live heap
+// after making 200 runtimes, over 200. "frozen" is a pool's runtime with the module
+// loaded, "after-call" the same once it has served a call (which touched the library), and
+// "unfrozen" a runtime with writable intrinsics (CallOnce's).
 func BenchmarkIdleRuntime(b *testing.B) {
 	s := mustCompile(b, benchHandle)
-	const n = 200
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	keep := make([]*instance, 0, n)
-	for range n {
-		in, err := newInstance(s, discardLogger(), Limits{}, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := in.load(); err != nil {
-			b.Fatal(err)
-		}
-		keep = append(keep, in)
+	arg := benchArg(b)
+	for _, mode := range []string{"frozen", "after-call", "unfrozen"} {
+		b.Run(mode, func(b *testing.B) {
+			const n = 200
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			keep := make([]*instance, 0, n)
+			for range n {
+				in, err := newInstance(s, discardLogger(), Limits{}, mode != "unfrozen")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := in.load(); err != nil {
+					b.Fatal(err)
+				}
+				if mode == "after-call" {
+					if _, _, err := in.run(b.Context(), arg, Env{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				keep = append(keep, in)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(keep)
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
+		})
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(keep)
-	for b.Loop() {
-	}
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
 }

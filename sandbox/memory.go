@@ -356,6 +356,11 @@ type heapWatch struct {
 	running  bool
 	lastLive uint64 // the heap measured right after the watchdog's last collection
 	sample   []metrics.Sample
+	// The last tick's sample. Reading the heap's size makes the runtime wait for every P
+	// to publish its statistics, which costs tens of microseconds on a busy process: calls
+	// starting while the watchdog runs take the last tick's figure as their baseline.
+	lastHeap  uint64
+	sampledAt time.Time
 }
 
 type watchedCall struct {
@@ -381,7 +386,11 @@ func (w *heapWatch) heapObjects() uint64 {
 func (w *heapWatch) watch(limit uint64, abort func(string)) (stop func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := &watchedCall{start: w.heapObjects(), limit: limit, abort: abort}
+	start := w.lastHeap
+	if !w.running || time.Since(w.sampledAt) > 2*watchInterval {
+		start = w.heapObjects()
+	}
+	c := &watchedCall{start: start, limit: limit, abort: abort}
 	w.calls[c] = struct{}{}
 	if !w.running {
 		w.running = true
@@ -415,6 +424,7 @@ func (w *heapWatch) loop() {
 // busy process is not made to collect every tick.
 func (w *heapWatch) check() {
 	h := w.heapObjects()
+	w.lastHeap, w.sampledAt = h, time.Now()
 	if h < w.lastLive {
 		w.lastLive = h // collected since: the old measure no longer holds
 	}
