@@ -103,6 +103,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add("name: [unclosed\n", "methods: &a { handle: *a }\n", "schema: { type: strnig }\nparametersSchema: 7\n", "kind: sse\nevents: []\n")
 	f.Add("key: Bad Key\nname: 1\napi: { baseUri: 'ftp://x/{nope}', auth: { type: oauth } }\n", "", "methods:\n  get-event-selector:\n    implementationType: mapping\n    mapping: { $concat: 3 }\n",
 		"events:\n  - type: x\n    typePath: '$[?(@.a ==]'\n  - 7\n")
+	f.Add("name: C\nparametersSchema: &s { type: object, properties: { a: *s } }\n", "name: W\nmethods: { handle: { implementationType: javascript } }\nx: &a [*b]\ny: &b [1]\n",
+		"name: E\nmethods:\n  get-event-selector:\n    implementationType: mapping\n    mapping: &m { globalWebhookKey: w, globalWebhookEventSelector: { $concat: [*m] } }\n", "l0: &l0 [x, x, x]\nl1: &l1 [*l0, *l0, *l0]\nevents: [*l1]\n")
 	f.Add("--- \n...\n", "\t", "a: b: c", "key: k\nkind: cloudevents\nevents:\n  - { type: t, payloadPath: '' }\n")
 	f.Fuzz(func(t *testing.T, connectorYML, webhookYML, eventYML, channelYML string) {
 		dir := t.TempDir()
@@ -185,6 +187,7 @@ func FuzzMapping(f *testing.F) {
 		{"globalWebhookKey: w\nglobalWebhookEventSelector:\n  $tpl:\n    template: \"team:{t}/{u}\"\n    values:\n      t: { $var: credentials.teamId }\n      u: { $concat: [a, 1, 2.5, true, null, { $var: parameters.x.y }] }\n",
 			`{"credentials":{"teamId":"T1"},"parameters":{"x":{"y":[1,{"z":2}]}}}`},
 		{"{ $var: connection.id }", `{"connection":{"id":7}}`},
+		{"&m [ { $concat: [*m] } ]", `{}`},
 		{"[ { $var: connectorParameters.a }, &x { k: v }, *x ]", `{"connectorParameters":{}}`},
 		{"$tpl: { template: '{a}{b}{{c}}', values: { a: 1 } }", `{}`},
 		{"{ $concat: [ { $var: parameters } ], other: 1 }", `null`},
@@ -196,6 +199,9 @@ func FuzzMapping(f *testing.F) {
 		var doc yaml.Node
 		if err := yaml.Unmarshal([]byte(src), &doc); err != nil || len(doc.Content) == 0 {
 			return
+		}
+		if checkAliases(&doc) != "" {
+			return // refused by readYAML before any mapping is compiled
 		}
 		l := &loader{}
 		m := l.compileMapping("spec.yml", doc.Content[0])

@@ -41,6 +41,10 @@ func (l *loader) readYAML(path string) *yaml.Node {
 	if len(doc.Content) == 0 {
 		return &yaml.Node{Kind: yaml.MappingNode, Line: 1}
 	}
+	if msg := checkAliases(&doc); msg != "" {
+		l.add(path, 1, msg)
+		return nil
+	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		l.add(path, root.Line, "the document must be a mapping")
