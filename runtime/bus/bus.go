@@ -20,8 +20,10 @@ var (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultStreamName      = "SWITCHBOARD_EVENTS"
-	DefaultPublishTimeout  = 5 * time.Second
+	DefaultStreamName = "SWITCHBOARD_EVENTS"
+	// DefaultPublishTimeout: JetStream acknowledges in milliseconds; a bus silent for two
+	// seconds is down, and ingest answers 503 rather than keep the sender waiting.
+	DefaultPublishTimeout  = 2 * time.Second
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxAge          = 7 * 24 * time.Hour
 )
