@@ -296,7 +296,15 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	}
 	if obj, ok := argv.(*goja.Object); ok && isMap(arg) {
 		// Not enumerable: a script returning or spreading its argument does not carry it.
-		if err := obj.DefineDataProperty("apiClient", in.apiClient(c), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+		// Made on first read: most handle calls never touch it.
+		var client *goja.Object
+		getter := in.vm.ToValue(func(goja.FunctionCall) goja.Value {
+			if client == nil {
+				client = in.apiClient(c)
+			}
+			return client
+		})
+		if err := obj.DefineAccessorProperty("apiClient", getter, nil, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
 			return nil, fmt.Errorf("installing apiClient: %w", err)
 		}
 	}
