@@ -28,7 +28,10 @@
 // the sse and polling ones; [Manager.Changed] (called by the API after a subscribe,
 // unsubscribe or connection delete) asks it to look at one channel again, and a periodic
 // resync catches what no call reported (another process's changes). The decision to run or
-// stop a worker is taken in one place, [Manager.apply], so that leader election can gate it.
+// stop a worker is taken in one place, the unexported Manager.apply, so that leader election
+// can gate it. Until it does, every process of a shared deployment runs its own workers: the
+// bus's de-duplication keeps their events single within its window, at the cost of
+// duplicate polls and streams.
 // A worker owns its HTTP connection, its backoff state and its channel's cursor while it
 // runs; it stops when its ctx is cancelled (Run ending, or its last subscription gone), and
 // Run returns only after every worker has returned. A worker whose last subscription went

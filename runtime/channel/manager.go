@@ -54,9 +54,9 @@ type Config struct {
 	// Resync is how often Run compares its workers with the store (30s), catching changes
 	// no Changed call reported.
 	Resync time.Duration
-	// MinBackoff and MaxBackoff bound the exponential, jittered wait before reconnecting a
-	// failed SSE stream or retrying a failed poll (1s and 5m; a failing poll never waits
-	// less than its interval).
+	// MinBackoff and MaxBackoff bound the exponential, jittered (±50%) wait before
+	// reconnecting a failed SSE stream or retrying a failed poll (1s and 5m; a failing
+	// poll's backoff starts from its interval).
 	MinBackoff, MaxBackoff time.Duration
 	// HealthyAfter is how long an SSE stream must have lasted for its backoff to start
 	// again from MinBackoff (30s).
