@@ -158,12 +158,21 @@ func TestDeliveryThroughTheServer(t *testing.T) {
 			if strings.Contains(logs.String(), ep.Secret) {
 				t.Error("the endpoint secret appears in the log")
 			}
-			metrics := h.do("GET", "/metrics", nil)
-			for _, name := range []string{"switchboard_deliveries_total", "switchboard_delivery_attempt_duration_seconds", "switchboard_delivery_queue_depth"} {
-				if !strings.Contains(string(metrics.body), name) {
-					t.Errorf("/metrics has no %s", name)
+			// The counter moves once the response is handled, just after the receiver saw
+			// the request.
+			eventually(t, "the delivery metrics", func() string {
+				metrics := string(h.do("GET", "/metrics", nil).body)
+				for _, want := range []string{
+					`switchboard_deliveries_total{integration="relay-prod",outcome="delivered"} 1`,
+					"switchboard_delivery_attempt_duration_seconds",
+					"switchboard_delivery_queue_depth",
+				} {
+					if !strings.Contains(metrics, want) {
+						return "no " + want
+					}
 				}
-			}
+				return ""
+			})
 		})
 	}
 }
