@@ -47,7 +47,8 @@ type channelSubscribeRequest struct {
 
 // subscribeChannel stores a channel subscription: POST /v1/apps/{appId}/events/subscribe
 // {eventUid: "<channel-key>:<event-type>", connectionId}. appId is the integration key; the
-// event type may itself hold ':' (the uid is split at the first one).
+// event type may itself hold ':' (the uid is split at the first one). An unknown app is a
+// 404; a connection of another app, an unknown channel or event type a 400 naming the field.
 func (a *API) subscribeChannel(c echo.Context) error {
 	appID := c.Param("appId")
 	if err := checkID("appId", appID); err != nil {
@@ -68,6 +69,9 @@ func (a *API) subscribeChannel(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	if _, err := a.cfg.Store.GetIntegration(ctx, appID); err != nil {
+		return fromStore(err, fmt.Sprintf("integration %q", appID))
+	}
 	conn, err := a.cfg.Store.GetConnection(ctx, req.ConnectionID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

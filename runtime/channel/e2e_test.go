@@ -187,6 +187,9 @@ func TestServerChannelRoutes(t *testing.T) {
 			}
 		})
 	}
+	if status, b := e.do(t, "POST", "/v1/apps/no-such-app/events/subscribe", nil, `{"eventUid":"orders:order.created","connectionId":"conn_1"}`); status != 404 {
+		t.Errorf("an unknown app: status %d %s, want 404", status, b)
+	}
 	var sub map[string]any
 	json.Unmarshal(e.must(t, 201, "POST", "/v1/apps/shop-prod/events/subscribe", `{"eventUid":"orders:order.created","connectionId":"conn_1"}`), &sub)
 	for k, want := range map[string]any{"connectionId": "conn_1", "integrationKey": "shop-prod", "customerId": "cust_42",
