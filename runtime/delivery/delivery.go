@@ -480,12 +480,16 @@ func (s *Service) scan(ctx context.Context, runners map[string]*runner) {
 		}
 		seen[info.Name] = true
 		s.known.Store(info.Name, struct{}{})
-		s.metrics.queueDepth.WithLabelValues(integrationKey, endpointID).Set(float64(info.NumPending + uint64(info.NumAckPending)))
-		if _, running := runners[info.Name]; running {
+		if _, err := s.store.GetEndpoint(lctx, integrationKey, endpointID); errors.Is(err, store.ErrNotFound) {
+			// Deleted: its runner stops (collected at the next scan), its tasks go.
+			if r, running := runners[info.Name]; running {
+				r.stop()
+			}
+			s.removeConsumer(lctx, stream, info.Name, integrationKey, endpointID)
 			continue
 		}
-		if _, err := s.store.GetEndpoint(lctx, integrationKey, endpointID); errors.Is(err, store.ErrNotFound) {
-			s.removeConsumer(lctx, stream, info.Name, integrationKey, endpointID)
+		s.metrics.queueDepth.WithLabelValues(integrationKey, endpointID).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		if _, running := runners[info.Name]; running {
 			continue
 		}
 		cons, err := stream.Consumer(lctx, info.Name)

@@ -356,3 +356,35 @@ func TestClientErrorsAreRetried(t *testing.T) {
 		t.Error("the retries of a 401 carried another webhook-id")
 	}
 }
+
+// Deleting an endpoint removes its consumer and the tasks still waiting for a retry.
+func TestDeletedEndpointLeavesNothingQueued(t *testing.T) {
+	e := start(t, t.TempDir(), delivery.Config{Schedule: []time.Duration{0, time.Hour}})
+	rcv := newReceiver(t, 500)
+	ep := e.createEndpoint(rcv.URL)
+	e.publish("message-posted", `{}`)
+	rcv.waitFor(t, 1)
+
+	js := e.bus.JetStream()
+	stream, err := js.Stream(t.Context(), delivery.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() int {
+		n := 0
+		for range stream.ListConsumers(t.Context()).Info() {
+			n++
+		}
+		return n
+	}
+	if n := consumers(); n != 1 {
+		t.Fatalf("%d endpoint consumers, want 1", n)
+	}
+	if status := e.call("DELETE", "/v1/integrations/slack/endpoints/"+ep.ID, nil, nil); status != http.StatusNoContent {
+		t.Fatalf("delete: status %d", status)
+	}
+	eventually(t, "the consumer and its task to go", func() bool {
+		info, err := stream.Info(t.Context())
+		return err == nil && info.State.Msgs == 0 && consumers() == 0
+	})
+}
