@@ -2,13 +2,16 @@ package delivery_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/delivery"
 	"github.com/switchboard-run/switchboard/runtime/store"
 )
@@ -387,4 +390,50 @@ func TestDeletedEndpointLeavesNothingQueued(t *testing.T) {
 		info, err := stream.Info(t.Context())
 		return err == nil && info.State.Msgs == 0 && consumers() == 0
 	})
+}
+
+// Two services on one NATS and one store (two processes, as far as JetStream can tell):
+// they share the work, and every event reaches the endpoint once.
+func TestTwoInstancesDeliverOnce(t *testing.T) {
+	e := start(t, t.TempDir(), delivery.Config{Schedule: fast(3)})
+	other, err := e.nats.Connect(t.Context(), bus.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := delivery.New(t.Context(), delivery.Config{
+		Bus: other, Store: e.store, AllowPrivateNetworks: true, Schedule: fast(3), ScanInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		other.Close(context.Background())
+	})
+
+	rcv := newReceiver(t)
+	e.createEndpoint(rcv.URL)
+	const n = 40
+	for i := range n {
+		e.publish("message-posted", fmt.Sprintf(`{"i":%d}`, i))
+	}
+	rcv.waitFor(t, n)
+	// A last event: once it is in, any duplicate of the earlier ones would be too.
+	e.publish("message-posted", `{"last":true}`)
+	got := rcv.waitFor(t, n+1)
+	seen := map[string]bool{}
+	for _, r := range rcv.requests() {
+		id := r.header.Get("webhook-id")
+		if seen[id] {
+			t.Errorf("webhook-id %s delivered twice", id)
+		}
+		seen[id] = true
+	}
+	if len(got) != n+1 || len(rcv.requests()) != n+1 {
+		t.Errorf("%d requests, want %d", len(rcv.requests()), n+1)
+	}
 }
