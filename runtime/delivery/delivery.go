@@ -670,10 +670,7 @@ func (s *Service) retryDelay(attempt int, retryAfter time.Duration) time.Duratio
 	if s.cfg.Jitter > 0 && d > 0 {
 		d = time.Duration(float64(d) * (1 + s.cfg.Jitter*(2*rand.Float64()-1)))
 	}
-	if retryAfter > d {
-		d = min(retryAfter, s.cfg.MaxRetryAfter)
-	}
-	return d
+	return max(d, min(retryAfter, s.cfg.MaxRetryAfter))
 }
 
 // disable marks ep disabled after a 410, re-reading it so that a change made meanwhile
