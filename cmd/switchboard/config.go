@@ -37,6 +37,7 @@ type serveSettings struct {
 	reloadInterval       time.Duration
 	ingestRate           float64
 	ingestBurst          int
+	dedupTTL             time.Duration
 	config               string
 }
 
@@ -57,6 +58,7 @@ func (s serveSettings) serverConfig() server.Config {
 		ReloadInterval:       orNever(s.reloadInterval),
 		IngestRate:           orNever(s.ingestRate),
 		IngestBurst:          s.ingestBurst,
+		DedupTTL:             s.dedupTTL,
 	}
 }
 
@@ -86,6 +88,7 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the connectors directory is polled for edits, which take effect without a restart (0: no hot reload)")
 	fs.Float64Var(&s.ingestRate, "ingest-rate", 1000, "requests per second each global webhook URL accepts once its burst is spent; over it, 429 (0: no limit)")
 	fs.IntVar(&s.ingestBurst, "ingest-burst", 2000, "requests a global webhook URL may send at once above its ingest rate")
+	fs.DurationVar(&s.dedupTTL, "dedup-ttl", 7*24*time.Hour, "how long a published event's id (or sender's delivery id) is remembered, so that a retry publishes nothing")
 	fs.StringVar(&s.config, "config", "", "YAML file with the same settings, keys named like the flags")
 }
 

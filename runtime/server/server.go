@@ -74,6 +74,7 @@ type Config struct {
 	ReloadInterval       time.Duration // 2s; how often the connectors directory is polled for edits; negative: never
 	IngestRate           float64       // 1000; requests per second each global webhook URL accepts; negative: no limit
 	IngestBurst          int           // 2000; requests a global webhook URL may send at once above its rate
+	DedupTTL             time.Duration // 7 days; how long a published event's id is remembered, to drop senders' retries
 	ReadHeaderTimeout    time.Duration // 10s; how long a client may take to send a request's headers
 	ReadTimeout          time.Duration // 60s; how long a client may take to send a whole request, body included
 	IdleTimeout          time.Duration // 120s; how long an idle keep-alive connection stays open
@@ -199,7 +200,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	rt := router.New(router.Config{Matcher: s.store, Publisher: s.bus, Logger: s.log.With("component", "router")})
+	rt := router.New(router.Config{Matcher: s.store, Publisher: s.bus, Logger: s.log.With("component", "router"), SeenTTL: cfg.DedupTTL})
 	metrics := api.NewMetrics()
 	egress := EgressClient(cfg.AllowPrivateNetworks)
 	s.channels = channel.New(channel.Config{
