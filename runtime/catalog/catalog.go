@@ -55,7 +55,8 @@ type Catalog struct {
 	cur atomic.Pointer[snapshot]
 
 	// Owned by the goroutine that runs Run or Reload.
-	dirs map[string]*dirState // by directory name under dir
+	dirs    map[string]*dirState // by directory name under dir
+	scanErr string               // the last failure to read dir, logged once, not at every poll
 }
 
 // dirState is what the catalog knows of one connector directory.
@@ -135,8 +136,14 @@ func (c *Catalog) Run(ctx context.Context, interval time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := c.Reload(); err != nil {
-				c.log.Warn("scanning the connectors directory", "dir", c.dir, "error", err)
+			err := c.Reload()
+			switch {
+			case err != nil && err.Error() != c.scanErr:
+				c.scanErr = err.Error()
+				c.log.Warn("cannot read the connectors directory; serving the connectors loaded before", "dir", c.dir, "error", err)
+			case err == nil && c.scanErr != "":
+				c.scanErr = ""
+				c.log.Info("connectors directory readable again", "dir", c.dir)
 			}
 		}
 	}
