@@ -120,6 +120,7 @@ func (a *API) keepDeadLetter(ctx context.Context, integrationKey string, wh *con
 		a.log.WarnContext(ctx, "keeping a dead letter", "integration", integrationKey, "webhook", wh.Key, "error", err)
 		return
 	}
+	a.metrics.deadLettered.WithLabelValues(integrationKey).Inc()
 	a.log.InfoContext(ctx, "request dead-lettered", "integration", integrationKey, "webhook", wh.Key, "dead_letter", d.ID)
 }
 

@@ -143,6 +143,9 @@ func (a *API) routeEvents(ctx context.Context, ik, wk string, r *http.Request, b
 		return routed, unavailable("event bus", err)
 	}
 	a.metrics.eventsPublished.WithLabelValues(ik).Add(float64(routed.Published))
+	if routed.Duplicates > 0 {
+		a.metrics.eventsDuplicate.WithLabelValues(ik).Add(float64(routed.Duplicates))
+	}
 	return routed, nil
 }
 

@@ -19,6 +19,8 @@ type Metrics struct {
 	eventsPublished     *prometheus.CounterVec
 	scriptErrors        *prometheus.CounterVec
 	stateChangeFailures *prometheus.CounterVec
+	eventsDuplicate     *prometheus.CounterVec
+	deadLettered        *prometheus.CounterVec
 }
 
 // NewMetrics makes the metrics on a new registry that also carries the Go runtime and
@@ -53,9 +55,18 @@ func NewMetrics() *Metrics {
 			Name: "switchboard_state_change_publish_failures_total",
 			Help: "State changes that could not be published (the change itself was stored).",
 		}, []string{"resource", "event"}),
+		eventsDuplicate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_duplicate_total",
+			Help: "Events handle returned that were not published again: seen before within the dedup TTL, by integration.",
+		}, []string{"integration"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_ingest_dead_letters_total",
+			Help: "Requests whose handle failed, kept as dead letters for replay, by integration.",
+		}, []string{"integration"}),
 	}
 	reg.MustRegister(
 		m.ingestRequests, m.ingestDuration, m.handleDuration, m.eventsPublished, m.scriptErrors, m.stateChangeFailures,
+		m.eventsDuplicate, m.deadLettered,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

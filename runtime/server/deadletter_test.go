@@ -87,6 +87,9 @@ func TestIngestDeadLetters(t *testing.T) {
 		h.must(404, "GET", "/v1/integrations/n1/dead-letters/dl_nope", nil)
 		h.must(404, "POST", "/v1/integrations/n1/dead-letters/dl_nope/replay", nil)
 		h.must(404, "DELETE", "/v1/integrations/n1/dead-letters/dl_nope", nil)
+		if m := string(h.must(200, "GET", "/metrics", nil).body); !strings.Contains(m, `switchboard_ingest_dead_letters_total{integration="n1"} 2`) {
+			t.Errorf("metrics do not count 2 dead letters")
+		}
 	})
 
 	// The fix, and a new server on the same data directory.

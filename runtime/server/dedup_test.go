@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,10 @@ func TestDedupBeyondDuplicateWindow(t *testing.T) {
 			post(`{"user":"u1","n":3}`, "X-GitHub-Delivery", "d-3b")
 			post(`{"user":"u1","n":4}`)
 			published(2)
+
+			if m := string(h.must(200, "GET", "/metrics", nil).body); !strings.Contains(m, `switchboard_events_duplicate_total{integration="n1"} 3`) {
+				t.Errorf("metrics do not count 3 duplicates")
+			}
 		})
 	}
 }
