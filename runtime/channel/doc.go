@@ -28,10 +28,19 @@
 // the sse and polling ones; [Manager.Changed] (called by the API after a subscribe,
 // unsubscribe or connection delete) asks it to look at one channel again, and a periodic
 // resync catches what no call reported (another process's changes). The decision to run or
-// stop a worker is taken in one place, the unexported Manager.apply, so that leader election
-// can gate it. Until it does, every process of a shared deployment runs its own workers: the
-// bus's de-duplication keeps their events single within its window, at the cost of
-// duplicate polls and streams.
+// stop a worker is taken in one place, the unexported Manager.apply.
+//
+// Several processes (instances) of one deployment share the workers through [Leases]: a
+// worker runs only on the instance holding its (connection, channel)'s lease, a key in a
+// JetStream KeyValue bucket. apply starts a worker only after taking its lease; a channel
+// whose lease another instance holds waits in standby, and Run tries to take the leases of
+// its standby channels every TTL/2, so a dead instance's channels move within about 1.5 ×
+// TTL, a stopped one's (which released its leases) within TTL/2. While a worker runs, its
+// lease is renewed every TTL/3 beside it; a lost lease, or one not renewed for 2/3 of the
+// TTL, stops the worker at once, before anyone else can take the lease. The lease is
+// released only after the worker returned, its cursor stored, so that the next holder
+// resumes where it stopped. Without Leases (a single instance) every worker runs here.
+//
 // A worker owns its HTTP connection, its backoff state and its channel's cursor while it
 // runs; it stops when its ctx is cancelled (Run ending, or its last subscription gone), and
 // Run returns only after every worker has returned. A worker whose last subscription went

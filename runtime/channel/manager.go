@@ -69,6 +69,12 @@ type Config struct {
 	MaxLine, MaxEvent int
 	// MaxResponse bounds a polling response body (16 MiB).
 	MaxResponse int64
+
+	// Leases, when set, share the workers among the instances that use the same leases: a
+	// worker runs only on the instance holding its channel's lease, and Run tries every
+	// TTL/2 to take the leases of the channels it runs no worker for. Nil: every worker
+	// runs here (a single instance).
+	Leases *Leases
 }
 
 func (c Config) withDefaults() Config {
@@ -151,30 +157,47 @@ func (m *Manager) Changed(connectionID, channelKey string) {
 
 // worker is a running sse or polling worker, as Run sees it.
 type worker struct {
+	ref    store.ChannelRef // with its integration
 	kind   string
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the worker's goroutine returned
+	done   chan struct{} // closed when the worker's goroutine returned (its lease released)
+}
+
+// supervision is Run's state; only Run's goroutine touches it.
+type supervision struct {
+	workers map[store.ChannelRef]*worker // by keyOf
+	// standby holds, by keyOf, the channels that want a worker that another instance runs
+	// (or whose lease could not be taken): Run tries to take their leases every lease tick.
+	standby map[store.ChannelRef]store.ChannelRef
 }
 
 // Run supervises the workers until ctx ends, then stops them all and returns once they
 // have returned. It is the only goroutine that starts or stops workers. It returns nil.
 func (m *Manager) Run(ctx context.Context) error {
-	workers := map[store.ChannelRef]*worker{}
+	s := &supervision{workers: map[store.ChannelRef]*worker{}, standby: map[store.ChannelRef]store.ChannelRef{}}
+	workers := s.workers
 	defer func() {
 		for ref, w := range workers {
 			w.cancel()
 			<-w.done
 			delete(workers, ref)
+			m.metrics.workers.WithLabelValues(w.kind).Dec()
 		}
 	}()
 
 	resync := time.NewTicker(m.cfg.Resync)
 	defer resync.Stop()
+	var leaseTick <-chan time.Time
+	if m.cfg.Leases != nil {
+		t := time.NewTicker(m.cfg.Leases.TTL() / 2)
+		defer t.Stop()
+		leaseTick = t.C
+	}
 	// Until the first full sync succeeds (the store may not answer yet), retry sooner than
 	// the resync period.
 	retry := backoff.ExponentialBackOff{InitialInterval: m.cfg.MinBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: m.cfg.Resync}
 	var retryC <-chan time.Time
-	if err := m.syncAll(ctx, workers); err != nil {
+	if err := m.syncAll(ctx, s); err != nil {
 		retryC = time.After(retry.NextBackOff())
 	}
 	for {
@@ -183,17 +206,19 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-m.wake:
 			for _, ref := range m.takePending() {
-				m.syncOne(ctx, workers, ref)
+				m.syncOne(ctx, s, ref)
 			}
 		case <-retryC:
 			retryC = nil
-			if err := m.syncAll(ctx, workers); err != nil {
+			if err := m.syncAll(ctx, s); err != nil {
 				retryC = time.After(retry.NextBackOff())
 			}
 		case <-resync.C:
-			if err := m.syncAll(ctx, workers); err != nil && retryC == nil {
+			if err := m.syncAll(ctx, s); err != nil && retryC == nil {
 				retryC = time.After(retry.NextBackOff())
 			}
+		case <-leaseTick:
+			m.retryStandby(ctx, s)
 		}
 	}
 }
@@ -209,8 +234,27 @@ func (m *Manager) takePending() []store.ChannelRef {
 	return refs
 }
 
+// retryStandby tries to take over the channels another instance ran so far, and restarts
+// the workers that stopped by themselves (their lease lost, their connection gone): the
+// lease decides whether they run here again.
+func (m *Manager) retryStandby(ctx context.Context, s *supervision) {
+	for key, w := range s.workers {
+		select {
+		case <-w.done:
+			delete(s.workers, key)
+			m.metrics.workers.WithLabelValues(w.kind).Dec()
+			s.standby[key] = w.ref
+		default:
+		}
+	}
+	for _, ref := range s.standby {
+		m.apply(ctx, s, ref, true)
+	}
+}
+
 // syncAll compares the workers with every channel that has subscriptions.
-func (m *Manager) syncAll(ctx context.Context, workers map[store.ChannelRef]*worker) error {
+func (m *Manager) syncAll(ctx context.Context, s *supervision) error {
+	workers := s.workers
 	active, err := m.cfg.Store.ListActiveChannels(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -221,7 +265,7 @@ func (m *Manager) syncAll(ctx context.Context, workers map[store.ChannelRef]*wor
 	want := make(map[store.ChannelRef]bool, len(active))
 	for _, ref := range active {
 		want[keyOf(ref)] = true
-		m.apply(ctx, workers, ref, true)
+		m.apply(ctx, s, ref, true)
 	}
 	for ref, w := range workers {
 		select {
@@ -232,7 +276,12 @@ func (m *Manager) syncAll(ctx context.Context, workers map[store.ChannelRef]*wor
 		default:
 		}
 		if !want[ref] {
-			m.syncOne(ctx, workers, ref)
+			m.syncOne(ctx, s, ref)
+		}
+	}
+	for key, ref := range s.standby {
+		if !want[key] {
+			m.syncOne(ctx, s, ref)
 		}
 	}
 	return nil
@@ -240,12 +289,17 @@ func (m *Manager) syncAll(ctx context.Context, workers map[store.ChannelRef]*wor
 
 // syncOne looks at one channel (or, with an empty ChannelKey, every running worker of the
 // connection) and starts or stops its worker.
-func (m *Manager) syncOne(ctx context.Context, workers map[store.ChannelRef]*worker, ref store.ChannelRef) {
+func (m *Manager) syncOne(ctx context.Context, s *supervision, ref store.ChannelRef) {
 	refs := []store.ChannelRef{ref}
 	if ref.ChannelKey == "" {
 		refs = refs[:0]
-		for r := range workers {
+		for r := range s.workers {
 			if r.ConnectionID == ref.ConnectionID {
+				refs = append(refs, r)
+			}
+		}
+		for r := range s.standby {
+			if r.ConnectionID == ref.ConnectionID && s.workers[r] == nil {
 				refs = append(refs, r)
 			}
 		}
@@ -254,16 +308,16 @@ func (m *Manager) syncOne(ctx context.Context, workers map[store.ChannelRef]*wor
 		subs, err := m.cfg.Store.ListChannelSubscriptions(ctx, ref.ConnectionID, ref.ChannelKey, "")
 		switch {
 		case errors.Is(err, store.ErrNotFound): // the connection is gone, its cursors with it
-			m.apply(ctx, workers, ref, false)
+			m.apply(ctx, s, ref, false)
 		case err != nil:
 			if ctx.Err() == nil {
 				m.log.Warn("listing channel subscriptions", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
 			}
 		case len(subs) > 0:
 			ref.IntegrationKey = subs[0].IntegrationKey
-			m.apply(ctx, workers, ref, true)
+			m.apply(ctx, s, ref, true)
 		default:
-			m.apply(ctx, workers, ref, false)
+			m.apply(ctx, s, ref, false)
 			// No subscriptions left: the next subscription starts from now, not from where
 			// this one stopped.
 			if err := m.cfg.Store.SetChannelCursor(ctx, ref.ConnectionID, ref.ChannelKey, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -273,9 +327,11 @@ func (m *Manager) syncOne(ctx context.Context, workers map[store.ChannelRef]*wor
 	}
 }
 
-// apply is the one place that decides to start or stop a worker: leader election, when it
-// comes, gates it here.
-func (m *Manager) apply(ctx context.Context, workers map[store.ChannelRef]*worker, ref store.ChannelRef, run bool) {
+// apply is the one place that decides to start or stop a worker. With Leases, a worker
+// starts only once this instance took its channel's lease; otherwise the channel waits in
+// standby, and the worker stops by itself when it loses the lease.
+func (m *Manager) apply(ctx context.Context, s *supervision, ref store.ChannelRef, run bool) {
+	workers := s.workers
 	key := keyOf(ref)
 	w, running := workers[key]
 	if running {
@@ -291,6 +347,8 @@ func (m *Manager) apply(ctx context.Context, workers map[store.ChannelRef]*worke
 	case run && !running:
 		t, err := m.resolve(ctx, ref)
 		if err != nil {
+			// The next resync tries again.
+			delete(s.standby, key)
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 				m.log.Warn("starting a channel worker", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
 			}
@@ -299,19 +357,51 @@ func (m *Manager) apply(ctx context.Context, workers map[store.ChannelRef]*worke
 		if t.channel.Kind != connector.ChannelSSE && t.channel.Kind != connector.ChannelPolling {
 			return // pushed to, not pulled: nothing to run
 		}
+		var le *lease
+		if m.cfg.Leases != nil {
+			le, err = m.cfg.Leases.acquire(ctx, key)
+			if err != nil {
+				s.standby[key] = t.ref
+				if !errors.Is(err, ErrLeaseHeld) && ctx.Err() == nil {
+					m.log.Warn("taking a channel lease", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
+				}
+				return
+			}
+		}
+		delete(s.standby, key)
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{kind: t.channel.Kind, cancel: cancel, done: make(chan struct{})}
+		w := &worker{ref: t.ref, kind: t.channel.Kind, cancel: cancel, done: make(chan struct{})}
 		workers[key] = w
 		m.metrics.workers.WithLabelValues(w.kind).Inc()
+		log := m.workerLog(t.ref, w.kind)
 		go func() {
 			defer close(w.done)
-			m.runWorker(wctx, t.ref, w.kind)
+			if le != nil {
+				// The lease is released only after the worker returned, its cursor stored:
+				// the next holder starts from there.
+				held := make(chan bool, 1)
+				go func() { held <- le.keep(wctx, cancel, log) }()
+				defer func() {
+					cancel()
+					if <-held {
+						rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Leases.TTL()/3)
+						defer stop()
+						if err := le.release(rctx); err != nil {
+							log.Warn("releasing the channel lease", "error", err)
+						}
+					}
+				}()
+			}
+			m.runWorker(wctx, log, t.ref, w.kind)
 		}()
-	case !run && running:
-		w.cancel()
-		<-w.done
-		delete(workers, key)
-		m.metrics.workers.WithLabelValues(w.kind).Dec()
+	case !run:
+		delete(s.standby, key)
+		if running {
+			w.cancel()
+			<-w.done
+			delete(workers, key)
+			m.metrics.workers.WithLabelValues(w.kind).Dec()
+		}
 	}
 }
 
@@ -364,9 +454,12 @@ func (m *Manager) resolve(ctx context.Context, ref store.ChannelRef) (target, er
 	return t, nil
 }
 
+func (m *Manager) workerLog(ref store.ChannelRef, kind string) *slog.Logger {
+	return m.log.With("integration", ref.IntegrationKey, "connection", ref.ConnectionID, "channel", ref.ChannelKey, "kind", kind)
+}
+
 // runWorker runs an sse or polling worker until ctx ends or its connection goes away.
-func (m *Manager) runWorker(ctx context.Context, ref store.ChannelRef, kind string) {
-	log := m.log.With("integration", ref.IntegrationKey, "connection", ref.ConnectionID, "channel", ref.ChannelKey, "kind", kind)
+func (m *Manager) runWorker(ctx context.Context, log *slog.Logger, ref store.ChannelRef, kind string) {
 	log.Info("channel worker started")
 	defer log.Info("channel worker stopped")
 	switch kind {
