@@ -44,6 +44,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-run/switchboard/runtime/connector"
 )
 
@@ -52,7 +54,8 @@ type Catalog struct {
 	dir string
 	log *slog.Logger
 
-	cur atomic.Pointer[snapshot]
+	cur     atomic.Pointer[snapshot]
+	reloads *prometheus.CounterVec // nil until RegisterMetrics
 
 	// Owned by the goroutine that runs Run or Reload.
 	dirs    map[string]*dirState // by directory name under dir
@@ -220,6 +223,7 @@ func (c *Catalog) load(name string, st *dirState) {
 		if st.good != nil {
 			log = log.With("connector", st.good.Key)
 		}
+		c.count("failed")
 		for _, p := range st.problems {
 			log.Error("connector reload failed", "problem", p.String())
 		}
@@ -235,8 +239,15 @@ func (c *Catalog) load(name string, st *dirState) {
 		verb = "connector loaded"
 	}
 	st.good, st.problems = cn, nil
+	c.count("ok")
 	c.log.Info(verb, "connector", cn.Key, "dir", dir,
 		"webhooks", len(cn.Webhooks), "events", len(cn.Events), "channels", len(cn.Channels))
+}
+
+func (c *Catalog) count(result string) {
+	if c.reloads != nil {
+		c.reloads.WithLabelValues(result).Inc()
+	}
 }
 
 // owner names the directory, other than name, whose served connector has key; "" if none.

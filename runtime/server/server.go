@@ -202,6 +202,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	rt := router.New(router.Config{Matcher: s.store, Publisher: s.bus, Logger: s.log.With("component", "router"), SeenTTL: cfg.DedupTTL})
 	metrics := api.NewMetrics()
+	if err := s.catalog.RegisterMetrics(metrics.Registry); err != nil {
+		return nil, fmt.Errorf("registering the connector catalog's metrics: %w", err)
+	}
 	egress := EgressClient(cfg.AllowPrivateNetworks)
 	s.channels = channel.New(channel.Config{
 		Store:       s.store,
