@@ -71,6 +71,7 @@ type Config struct {
 	ChannelReadTimeout   time.Duration // 90s; how long an SSE channel stream may stay silent before reconnecting
 	ChannelBackoff       time.Duration // 1s; first wait before reconnecting an SSE channel or retrying a failed poll
 	ChannelResync        time.Duration // 30s; how often channel workers are checked against the store
+	ChannelLeaseTTL      time.Duration // 15s; how long a dead instance's sse and polling channels wait before another instance takes them (package channel, Leases)
 	ReloadInterval       time.Duration // 2s; how often the connectors directory is polled for edits; negative: never
 	IngestRate           float64       // 1000; requests per second each global webhook URL accepts; negative: no limit
 	IngestBurst          int           // 2000; requests a global webhook URL may send at once above its rate
@@ -199,6 +200,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openBus(startCtx); err != nil {
 		return nil, err
 	}
+	if err := s.enableCache(); err != nil {
+		return nil, err
+	}
 
 	rt := router.New(router.Config{Matcher: s.store, Publisher: s.bus, Logger: s.log.With("component", "router"), SeenTTL: cfg.DedupTTL})
 	metrics := api.NewMetrics()
@@ -206,6 +210,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("registering the connector catalog's metrics: %w", err)
 	}
 	egress := EgressClient(cfg.AllowPrivateNetworks)
+	leases, err := channel.NewLeases(startCtx, s.bus.JetStream(), channel.LeasesConfig{TTL: cfg.ChannelLeaseTTL, Logger: s.log.With("component", "channel")})
+	if err != nil {
+		return nil, err
+	}
 	s.channels = channel.New(channel.Config{
 		Store:       s.store,
 		Bus:         s.bus,
@@ -216,6 +224,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Resync:      cfg.ChannelResync,
 		MinBackoff:  cfg.ChannelBackoff,
 		ReadTimeout: cfg.ChannelReadTimeout,
+		Leases:      leases,
 	})
 	s.api = api.New(api.Config{
 		Store:       s.store,

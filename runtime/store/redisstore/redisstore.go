@@ -74,7 +74,8 @@ var errContended = errors.New("too many concurrent changes, giving up")
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
-	owned  bool // Open made rdb, so Close closes it
+	owned  bool   // Open made rdb, so Close closes it
+	cache  *cache // nil: every read goes to Redis (see EnableCache)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -190,6 +191,7 @@ func (s *Store) CreateIntegration(ctx context.Context, in store.Integration) err
 	if err != nil {
 		return fmt.Errorf("encoding integration %q: %w", in.Key, err)
 	}
+	defer s.changed(in.Key)
 	// The listing entry goes first, so that a crash leaves at worst a dangling one; and again
 	// after the record, in case a DeleteIntegration of the same key removed it in between.
 	if err := s.rdb.SAdd(ctx, s.integrationsKey(), in.Key).Err(); err != nil {
@@ -216,6 +218,7 @@ func (s *Store) UpdateIntegration(ctx context.Context, in store.Integration) err
 	if err != nil {
 		return fmt.Errorf("encoding integration %q: %w", in.Key, err)
 	}
+	defer s.changed(in.Key)
 	updated, err := s.rdb.SetXX(ctx, s.slot(in.Key).integration(), data, 0).Result()
 	switch {
 	case err != nil:
@@ -230,9 +233,18 @@ func (s *Store) GetIntegration(ctx context.Context, key string) (store.Integrati
 	if !store.ValidKey(key) {
 		return store.Integration{}, fmt.Errorf("reading integration %q: %w", key, store.ErrNotFound)
 	}
-	in, err := get[store.Integration](ctx, s.rdb, s.slot(key).integration())
+	k := s.slot(key).integration()
+	if data, ok := s.cache.lookupIntegration(key); ok {
+		return decode[store.Integration](k, string(data), nil)
+	}
+	st, cacheable := s.cache.stamp()
+	data, err := s.rdb.Get(ctx, k).Result()
+	in, err := decode[store.Integration](k, data, err)
 	if err != nil {
 		return store.Integration{}, fmt.Errorf("reading integration %q: %w", key, err)
+	}
+	if cacheable {
+		s.cache.putIntegration(key, []byte(data), st)
 	}
 	return in, nil
 }
@@ -276,6 +288,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 		return fmt.Errorf("deleting integration %q: %w", key, store.ErrNotFound)
 	}
 	sl := s.slot(key)
+	defer s.changed(key)
 	var connIDs, subIDs, tokens, channelIDs []string
 	err := s.atomically(ctx, func(tx *redis.Tx) error {
 		connIDs, subIDs, tokens, channelIDs = nil, nil, nil, nil
@@ -431,6 +444,10 @@ func (s *Store) ResolveWebhookToken(ctx context.Context, token string) (string, 
 	if !store.ValidKey(token) {
 		return "", "", fmt.Errorf("resolving a webhook token: %w", store.ErrNotFound)
 	}
+	if owner, ok := s.cache.lookupToken(token); ok {
+		return owner.IntegrationKey, owner.WebhookKey, nil
+	}
+	st, cacheable := s.cache.stamp()
 	owner, err := get[tokenOwner](ctx, s.rdb, s.tokenKey(token))
 	if err != nil {
 		return "", "", fmt.Errorf("resolving a webhook token: %w", err)
@@ -443,6 +460,9 @@ func (s *Store) ResolveWebhookToken(ctx context.Context, token string) (string, 
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("resolving a webhook token: %w", err)
+	}
+	if cacheable {
+		s.cache.putToken(token, owner, st)
 	}
 	return owner.IntegrationKey, owner.WebhookKey, nil
 }
@@ -521,6 +541,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("deleting connection %q: %w", id, err)
 	}
+	defer s.changed(sl.integrationKey)
 	var subIDs, channelIDs []string
 	err = s.atomically(ctx, func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, sl.connection(id)).Result()
@@ -598,6 +619,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) 
 	if err != nil {
 		return fmt.Errorf("creating subscription %q: reading connection %q: %w", sub.ID, sub.ConnectionID, err)
 	}
+	defer s.changed(sl.integrationKey)
 	ownerKey := s.subscriptionOwner(sub.ID)
 	claimed, err := s.claim(ctx, ownerKey, sl.integrationKey, func(owner string) string { return s.slot(owner).subscription(sub.ID) })
 	if err != nil {
@@ -646,6 +668,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub store.Subscription) 
 	if err != nil {
 		return fmt.Errorf("updating subscription %q: %w", sub.ID, err)
 	}
+	defer s.changed(sl.integrationKey)
 	err = s.atomically(ctx, func(tx *redis.Tx) error {
 		old, err := get[store.Subscription](ctx, tx, sl.subscription(sub.ID))
 		if err != nil {
@@ -708,6 +731,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("deleting subscription %q: %w", id, err)
 	}
+	defer s.changed(sl.integrationKey)
 	err = s.atomically(ctx, func(tx *redis.Tx) error {
 		sub, err := get[store.Subscription](ctx, tx, sl.subscription(id))
 		if err != nil {
@@ -757,6 +781,11 @@ func (s *Store) MatchRoutes(ctx context.Context, integrationKey, webhookKey stri
 	if !store.ValidKey(integrationKey) || !store.ValidKey(webhookKey) {
 		return matched, ctx.Err()
 	}
+	selectors = s.cache.lookupRoutes(integrationKey, webhookKey, selectors, matched)
+	if len(selectors) == 0 {
+		return matched, nil
+	}
+	st, cacheable := s.cache.stamp()
 	sl := s.slot(integrationKey)
 	cmds := make(map[string]*redis.StringSliceCmd, len(selectors))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -783,6 +812,9 @@ func (s *Store) MatchRoutes(ctx context.Context, integrationKey, webhookKey stri
 		}
 		slices.SortFunc(routes, func(a, b store.Route) int { return cmp.Compare(a.SubscriptionID, b.SubscriptionID) })
 		matched[sel] = routes
+	}
+	if cacheable {
+		s.cache.putRoutes(integrationKey, webhookKey, selectors, matched, st)
 	}
 	return matched, nil
 }
