@@ -574,3 +574,30 @@ func TestOddScriptName(t *testing.T) {
 		})
 	}
 }
+
+// Compile evaluates modules on reused runtimes: what one module's top-level code tries to
+// leave behind, the next one does not see, and a module that fails does not break the
+// next.
+func TestCompileLeavesNothingForTheNextModule(t *testing.T) {
+	for i := range 3 {
+		if _, err := Compile(testName, []byte(`
+			try { Object.prototype.polluted = 1 } catch {}
+			try { globalThis.leaked = 1 } catch {}
+			try { JSON.parse = () => 'replaced' } catch {}
+			try { Math.random = () => 4 } catch {}
+			export default () => 1`)); err != nil {
+			t.Fatalf("round %d: compiling the polluter: %v", i, err)
+		}
+		if _, err := Compile(testName, []byte(`throw new Error('broken at load')`)); err == nil {
+			t.Fatalf("round %d: a module that throws at load compiled", i)
+		}
+		if _, err := Compile(testName, []byte(`
+			if (({}).polluted !== undefined) throw new Error('Object.prototype changed')
+			if (typeof leaked !== 'undefined') throw new Error('a global leaked')
+			if (JSON.parse('1') !== 1) throw new Error('JSON.parse replaced')
+			if (Math.random() === 4) throw new Error('Math.random replaced')
+			export default () => 1`)); err != nil {
+			t.Fatalf("round %d: the next module saw the first one's changes: %v", i, err)
+		}
+	}
+}
