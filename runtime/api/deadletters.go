@@ -12,14 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-run/switchboard/runtime/connector"
-	"github.com/switchboard-run/switchboard/runtime/router"
 	"github.com/switchboard-run/switchboard/runtime/store"
 )
 
@@ -37,7 +35,9 @@ import (
 // The headers are kept because handle needs them again (signatures); they are shown only
 // by the route of one dead letter, behind the API token like every /v1 route. The webhook's
 // path is not kept: its token is a secret. Keeping a dead letter is best effort: the sender
-// has its 500 and retries whether or not the store took it.
+// has its 500 and retries whether or not the store took it. A dead letter's id is derived
+// from the request (webhook key and delivery key), so the sender's retries of a request that
+// keeps failing update one dead letter, counting attempts, rather than push others out.
 
 // IngestDeadLetters keeps the requests whose handle failed. Both stores implement it.
 type IngestDeadLetters interface {
@@ -99,8 +99,10 @@ func (a *API) keepDeadLetter(ctx context.Context, integrationKey string, wh *con
 		return
 	}
 	now := a.now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
 	d := store.IngestDeadLetter{
-		ID:               "dl_" + strings.TrimPrefix(router.NewEventID(now), "evt_"),
+		ID:               deadLetterID(wh.Key, deliveryKey(r, body)),
 		IntegrationKey:   integrationKey,
 		WebhookKey:       wh.Key,
 		Method:           r.Method,
@@ -114,14 +116,22 @@ func (a *API) keepDeadLetter(ctx context.Context, integrationKey string, wh *con
 		CreatedAt:        now,
 		UpdatedAt:        now,
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
+	if old, err := dls.GetIngestDeadLetter(ctx, integrationKey, d.ID); err == nil {
+		d.Attempts, d.CreatedAt = old.Attempts+1, old.CreatedAt // a retry of a request that failed before
+	}
 	if err := dls.PutIngestDeadLetter(ctx, d); err != nil {
 		a.log.WarnContext(ctx, "keeping a dead letter", "integration", integrationKey, "webhook", wh.Key, "error", err)
 		return
 	}
 	a.metrics.deadLettered.WithLabelValues(integrationKey).Inc()
 	a.log.InfoContext(ctx, "request dead-lettered", "integration", integrationKey, "webhook", wh.Key, "dead_letter", d.ID)
+}
+
+// deadLetterID is the id of the dead letter of a request to webhook webhookKey with the
+// given delivery key: the same for the sender's retries of the request.
+func deadLetterID(webhookKey, deliveryKey string) string {
+	sum := sha256.Sum256([]byte(webhookKey + "\x00" + deliveryKey))
+	return "dl_" + hex.EncodeToString(sum[:16])
 }
 
 // webhookVersion identifies the code of a webhook: a hash of the files of its directory

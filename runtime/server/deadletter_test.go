@@ -36,6 +36,10 @@ func TestIngestDeadLetters(t *testing.T) {
 			t.Fatalf("status %d, want 500; %s", req.status, req.body)
 		}
 		h.post(path, "application/json", numbered(2))
+		// The sender retries the first: one dead letter, two attempts.
+		if r := h.post(path+"?src=test", "application/json", numbered(1)); r.status != 500 {
+			t.Fatalf("retry: status %d, want 500", r.status)
+		}
 
 		var list []map[string]any
 		h.must(200, "GET", "/v1/integrations/n1/dead-letters", nil).json(t, &list)
@@ -46,7 +50,7 @@ func TestIngestDeadLetters(t *testing.T) {
 		id, _ = dl["id"].(string)
 		version, _ = dl["connectorVersion"].(string)
 		if !strings.HasPrefix(id, "dl_") || dl["webhookKey"] != "hook" || dl["method"] != "POST" ||
-			!strings.Contains(dl["error"].(string), "cannot read event evt-1") || dl["attempts"] != 1.0 ||
+			!strings.Contains(dl["error"].(string), "cannot read event evt-1") || dl["attempts"] != 2.0 ||
 			!strings.HasPrefix(version, "sha256:") || dl["bodySize"] != float64(len(numbered(1))) {
 			t.Errorf("listed dead letter = %v", dl)
 		}
@@ -76,8 +80,8 @@ func TestIngestDeadLetters(t *testing.T) {
 		}
 		var one map[string]any
 		h.must(200, "GET", "/v1/integrations/n1/dead-letters/"+id, nil).json(t, &one)
-		if one["attempts"] != 2.0 {
-			t.Errorf("attempts = %v, want 2", one["attempts"])
+		if one["attempts"] != 3.0 {
+			t.Errorf("attempts = %v, want 3", one["attempts"])
 		}
 	})
 
@@ -87,8 +91,8 @@ func TestIngestDeadLetters(t *testing.T) {
 		h.must(404, "GET", "/v1/integrations/n1/dead-letters/dl_nope", nil)
 		h.must(404, "POST", "/v1/integrations/n1/dead-letters/dl_nope/replay", nil)
 		h.must(404, "DELETE", "/v1/integrations/n1/dead-letters/dl_nope", nil)
-		if m := string(h.must(200, "GET", "/metrics", nil).body); !strings.Contains(m, `switchboard_ingest_dead_letters_total{integration="n1"} 2`) {
-			t.Errorf("metrics do not count 2 dead letters")
+		if m := string(h.must(200, "GET", "/metrics", nil).body); !strings.Contains(m, `switchboard_ingest_dead_letters_total{integration="n1"} 3`) {
+			t.Errorf("metrics do not count 3 dead-lettered requests")
 		}
 	})
 

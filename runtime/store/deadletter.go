@@ -9,7 +9,7 @@ import (
 )
 
 // MaxIngestDeadLetters is how many ingest dead letters a store keeps per integration; a new
-// one beyond it pushes out the oldest (by ID).
+// one beyond it pushes out the oldest (by CreatedAt).
 const MaxIngestDeadLetters = 100
 
 // IngestDeadLetter is a request to a global webhook whose handle failed (threw, timed out or
@@ -17,7 +17,8 @@ const MaxIngestDeadLetters = 100
 // It holds the request as received, signature headers included, since handle needs them
 // again; it never holds the webhook's path, whose token is a secret.
 //
-// IDs sort in creation order (the API makes them from a ULID): listing and trimming go by ID.
+// The API derives the ID from the request, so that a sender's retries of one failing
+// request update one dead letter (Attempts counts them) rather than fill the store.
 type IngestDeadLetter struct {
 	ID             string `json:"id"`
 	IntegrationKey string `json:"integrationKey"`
@@ -32,8 +33,8 @@ type IngestDeadLetter struct {
 	Error string `json:"error"`
 	// ConnectorVersion identifies the handle that failed (a hash of its files).
 	ConnectorVersion string `json:"connectorVersion"`
-	// Attempts counts the runs of handle that failed on this request: the request's, then
-	// each failed replay.
+	// Attempts counts the runs of handle that failed on this request: the request's and its
+	// retries', then each failed replay.
 	Attempts  int       `json:"attempts"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
@@ -54,17 +55,23 @@ func (d IngestDeadLetter) Check() error {
 // deleted.
 type IngestDeadLetterStore interface {
 	// PutIngestDeadLetter stores d, replacing one with its ID, and keeps the newest
-	// MaxIngestDeadLetters of its integration. ErrNotFound when the integration is missing.
+	// MaxIngestDeadLetters of its integration (by CreatedAt, then ID). ErrNotFound when
+	// the integration is missing.
 	PutIngestDeadLetter(ctx context.Context, d IngestDeadLetter) error
-	// ListIngestDeadLetters returns the integration's dead letters, newest (highest ID)
-	// first; none for an integration without any, or without a record.
+	// ListIngestDeadLetters returns the integration's dead letters, newest first (by
+	// CreatedAt, then ID); none for an integration without any, or without a record.
 	ListIngestDeadLetters(ctx context.Context, integrationKey string) ([]IngestDeadLetter, error)
 	GetIngestDeadLetter(ctx context.Context, integrationKey, id string) (IngestDeadLetter, error) // ErrNotFound
 	DeleteIngestDeadLetter(ctx context.Context, integrationKey, id string) error                  // ErrNotFound
 }
 
-// SortIngestDeadLetters sorts dead letters newest (highest ID) first, as
+// SortIngestDeadLetters sorts dead letters newest first (by CreatedAt, then ID), as
 // ListIngestDeadLetters returns them.
 func SortIngestDeadLetters(list []IngestDeadLetter) {
-	slices.SortFunc(list, func(a, b IngestDeadLetter) int { return cmp.Compare(b.ID, a.ID) })
+	slices.SortFunc(list, func(a, b IngestDeadLetter) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
 }

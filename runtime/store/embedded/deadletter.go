@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -9,16 +10,30 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/store"
 )
 
-// Ingest dead letters (store.IngestDeadLetterStore) have a bucket of their own, created by
-// the first write:
+// Ingest dead letters (store.IngestDeadLetterStore) have two buckets of their own, created
+// by the first write:
 //
-//	ingest-dead-letters    integration \0 dead letter id -> IngestDeadLetter
+//	ingest-dead-letters        integration \0 dead letter id -> IngestDeadLetter
+//	ingest-dead-letter-order   integration \0 CreatedAt (Unix ns, 8 bytes big endian) \0 id -> (empty)
 //
-// Keys sort by id within an integration, which is creation order, so trimming to the newest
-// store.MaxIngestDeadLetters deletes from the front without decoding anything.
-const ingestDeadLetters = "ingest-dead-letters"
+// The order bucket sorts an integration's dead letters oldest first, so trimming to the
+// newest store.MaxIngestDeadLetters deletes from its front without decoding the records.
+const (
+	ingestDeadLetters     = "ingest-dead-letters"
+	ingestDeadLetterOrder = "ingest-dead-letter-order"
+)
 
 var _ store.IngestDeadLetterStore = (*Store)(nil)
+
+// orderKey is d's key in the order bucket.
+func orderKey(d store.IngestDeadLetter) []byte {
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(d.CreatedAt.UnixNano()))
+	k := append(key(d.IntegrationKey), 0)
+	k = append(k, ts[:]...)
+	k = append(k, 0)
+	return append(k, d.ID...)
+}
 
 func (s *Store) PutIngestDeadLetter(ctx context.Context, d store.IngestDeadLetter) error {
 	if err := d.Check(); err != nil {
@@ -32,12 +47,30 @@ func (s *Store) PutIngestDeadLetter(ctx context.Context, d store.IngestDeadLette
 		if err != nil {
 			return err
 		}
+		order, err := bucket(tx, ingestDeadLetterOrder)
+		if err != nil {
+			return err
+		}
+		if old, err := get[store.IngestDeadLetter](b, key(d.IntegrationKey, d.ID)); err == nil {
+			if err := order.Delete(orderKey(old)); err != nil {
+				return err
+			}
+		}
 		if err := put(b, key(d.IntegrationKey, d.ID), d); err != nil {
 			return err
 		}
-		ids := suffixes(b, key(d.IntegrationKey))
-		for i := 0; i < len(ids)-store.MaxIngestDeadLetters; i++ {
-			if err := b.Delete(key(d.IntegrationKey, string(ids[i]))); err != nil {
+		if err := order.Put(orderKey(d), nil); err != nil {
+			return err
+		}
+		// Trim: the order keys of the integration, oldest first.
+		prefix := append(key(d.IntegrationKey), 0)
+		keys := prefixKeys(order, prefix)
+		for _, ok := range keys[:max(0, len(keys)-store.MaxIngestDeadLetters)] {
+			id := ok[len(prefix)+8+1:]
+			if err := b.Delete(key(d.IntegrationKey, string(id))); err != nil {
+				return err
+			}
+			if err := order.Delete(ok); err != nil {
 				return err
 			}
 		}
@@ -104,11 +137,18 @@ func (s *Store) DeleteIngestDeadLetter(ctx context.Context, integrationKey, id s
 		if err != nil {
 			return err
 		}
-		k := key(integrationKey, id)
-		if b.Get(k) == nil {
-			return store.ErrNotFound
+		order, err := bucket(tx, ingestDeadLetterOrder)
+		if err != nil {
+			return err
 		}
-		return b.Delete(k)
+		d, err := get[store.IngestDeadLetter](b, key(integrationKey, id))
+		if err != nil {
+			return err
+		}
+		if err := order.Delete(orderKey(d)); err != nil {
+			return err
+		}
+		return b.Delete(key(integrationKey, id))
 	})
 	if err != nil {
 		return fmt.Errorf("deleting ingest dead letter %q: %w", id, err)
@@ -119,14 +159,17 @@ func (s *Store) DeleteIngestDeadLetter(ctx context.Context, integrationKey, id s
 // deleteIngestDeadLetters removes an integration's dead letters, in its deletion's
 // transaction.
 func deleteIngestDeadLetters(tx *bbolt.Tx, integrationKey string) error {
-	b := tx.Bucket([]byte(ingestDeadLetters))
-	if b == nil {
-		return nil
-	}
-	for _, id := range suffixes(b, key(integrationKey)) {
-		if err := b.Delete(key(integrationKey, string(id))); err != nil {
-			return err
+	for _, name := range []string{ingestDeadLetters, ingestDeadLetterOrder} {
+		b := tx.Bucket([]byte(name))
+		if b == nil {
+			continue
+		}
+		for _, k := range prefixKeys(b, append(key(integrationKey), 0)) {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
+

@@ -13,31 +13,32 @@ import (
 
 // Ingest dead letters (store.IngestDeadLetterStore) live in their integration's slot:
 //
-//	p:{int:K}:ingest-dead-letters     HASH  dead letter id -> IngestDeadLetter JSON
+//	p:{int:K}:ingest-dead-letters        HASH  dead letter id -> IngestDeadLetter JSON
+//	p:{int:K}:ingest-dead-letter-order   ZSET  dead letter ids by CreatedAt (Unix µs), for trimming
 //
-// A put is one script that checks the integration and trims the hash to the newest
-// store.MaxIngestDeadLetters ids, so none outlives its integration and none is over the
-// bound, whatever runs concurrently. DeleteIntegration removes the hash with the slot's
-// other keys.
+// A put is one script that checks the integration and trims both to the newest
+// store.MaxIngestDeadLetters, so none outlives its integration and none is over the bound,
+// whatever runs concurrently. DeleteIntegration removes both with the slot's other keys.
 
 var _ store.IngestDeadLetterStore = (*Store)(nil)
 
-func (sl slot) ingestDeadLetters() string { return sl.base + ":ingest-dead-letters" }
+func (sl slot) ingestDeadLetters() string     { return sl.base + ":ingest-dead-letters" }
+func (sl slot) ingestDeadLetterOrder() string { return sl.base + ":ingest-dead-letter-order" }
 
-// putIngestDeadLetterScript: KEYS[1] the integration, KEYS[2] the dead letters; ARGV id,
-// JSON, the most to keep. Returns 0 when the integration is missing.
+// putIngestDeadLetterScript: KEYS[1] the integration, KEYS[2] the dead letters, KEYS[3]
+// their order; ARGV id, JSON, CreatedAt, the most to keep. Returns 0 when the integration is
+// missing. Equal scores sort by id, so the oldest go first, the lowest id among equals.
 var putIngestDeadLetterScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
 	return 0
 end
 redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])
-local max = tonumber(ARGV[3])
-if redis.call("HLEN", KEYS[2]) > max then
-	local ids = redis.call("HKEYS", KEYS[2])
-	table.sort(ids)
-	for i = 1, #ids - max do
-		redis.call("HDEL", KEYS[2], ids[i])
-	end
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
+local extra = redis.call("ZCARD", KEYS[3]) - tonumber(ARGV[4])
+if extra > 0 then
+	local ids = redis.call("ZRANGE", KEYS[3], 0, extra - 1)
+	redis.call("HDEL", KEYS[2], unpack(ids))
+	redis.call("ZREM", KEYS[3], unpack(ids))
 end
 return 1`)
 
@@ -50,8 +51,8 @@ func (s *Store) PutIngestDeadLetter(ctx context.Context, d store.IngestDeadLette
 		return fmt.Errorf("encoding ingest dead letter %q: %w", d.ID, err)
 	}
 	sl := s.slot(d.IntegrationKey)
-	n, err := putIngestDeadLetterScript.Run(ctx, s.rdb, []string{sl.integration(), sl.ingestDeadLetters()},
-		d.ID, data, strconv.Itoa(store.MaxIngestDeadLetters)).Int()
+	n, err := putIngestDeadLetterScript.Run(ctx, s.rdb, []string{sl.integration(), sl.ingestDeadLetters(), sl.ingestDeadLetterOrder()},
+		d.ID, data, strconv.FormatInt(d.CreatedAt.UnixMicro(), 10), strconv.Itoa(store.MaxIngestDeadLetters)).Int()
 	if err == nil && n == 0 {
 		err = fmt.Errorf("reading integration %q: %w", d.IntegrationKey, store.ErrNotFound)
 	}
@@ -99,8 +100,14 @@ func (s *Store) DeleteIngestDeadLetter(ctx context.Context, integrationKey, id s
 	if !store.ValidKey(integrationKey) || !store.ValidKey(id) {
 		return fmt.Errorf("deleting ingest dead letter %q: %w", id, store.ErrNotFound)
 	}
-	n, err := s.rdb.HDel(ctx, s.slot(integrationKey).ingestDeadLetters(), id).Result()
-	if err == nil && n == 0 {
+	sl := s.slot(integrationKey)
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.HDel(ctx, sl.ingestDeadLetters(), id)
+		p.ZRem(ctx, sl.ingestDeadLetterOrder(), id)
+		return nil
+	})
+	if err == nil && del.Val() == 0 {
 		err = store.ErrNotFound
 	}
 	if err != nil {

@@ -326,7 +326,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 			tokens = append(tokens, t)
 		}
 
-		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.ingestDeadLetters()}
+		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.ingestDeadLetters(), sl.ingestDeadLetterOrder()}
 		endpointKeys, err := readEndpointKeys(ctx, tx, sl)
 		if err != nil {
 			return err

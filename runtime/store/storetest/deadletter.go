@@ -78,7 +78,7 @@ func testIngestDeadLetters(t *testing.T, s IngestDeadLetterStore) {
 	}
 	a := ingestDeadLetter("dl_01A", "slack")
 	b := ingestDeadLetter("dl_01B", "slack")
-	b.CreatedAt = created.Add(-time.Hour) // order is by id, not by time
+	b.CreatedAt = created.Add(-time.Hour) // order is by time, then id
 	mustPutIngestDeadLetter(t, s, a)
 	mustPutIngestDeadLetter(t, s, b)
 	mustPutIngestDeadLetter(t, s, ingestDeadLetter("dl_01C", "other"))
@@ -95,8 +95,17 @@ func testIngestDeadLetters(t *testing.T, s IngestDeadLetterStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := fmt.Sprint(deadLetterIDs(list)); g != "[dl_01B dl_01A]" {
-		t.Errorf("list = %s, want [dl_01B dl_01A]", g)
+	if g := fmt.Sprint(deadLetterIDs(list)); g != "[dl_01A dl_01B]" {
+		t.Errorf("list = %s, want [dl_01A dl_01B]", g)
+	}
+	c := ingestDeadLetter("dl_01C", "slack") // as old as a: the higher id is newer
+	mustPutIngestDeadLetter(t, s, c)
+	list, _ = s.ListIngestDeadLetters(ctx, "slack")
+	if g := fmt.Sprint(deadLetterIDs(list)); g != "[dl_01C dl_01A dl_01B]" {
+		t.Errorf("list = %s, want [dl_01C dl_01A dl_01B]", g)
+	}
+	if err := s.DeleteIngestDeadLetter(ctx, "slack", "dl_01C"); err != nil {
+		t.Fatal(err)
 	}
 
 	// A put replaces.
@@ -158,11 +167,20 @@ func testIngestDeadLetterTrim(t *testing.T, s IngestDeadLetterStore) {
 	mustCreateIntegration(t, s, integration("slack"))
 	mustCreateIntegration(t, s, integration("other"))
 	mustPutIngestDeadLetter(t, s, ingestDeadLetter("dl_0000", "other"))
+	// Ids run against time, so that trimming by id would keep the wrong ones. The newest is
+	// put several times over (a sender retrying), which must not count more than once.
 	n := store.MaxIngestDeadLetters + 5
 	for i := range n {
-		d := ingestDeadLetter(fmt.Sprintf("dl_%04d", i), "slack")
+		d := ingestDeadLetter(fmt.Sprintf("dl_%04d", n-1-i), "slack")
 		d.Body = nil
+		d.CreatedAt = created.Add(time.Duration(i) * time.Second)
 		mustPutIngestDeadLetter(t, s, d)
+		if i == n-1 {
+			for range 3 {
+				d.Attempts++
+				mustPutIngestDeadLetter(t, s, d)
+			}
+		}
 	}
 	list, err := s.ListIngestDeadLetters(ctx, "slack")
 	if err != nil {
@@ -171,8 +189,19 @@ func testIngestDeadLetterTrim(t *testing.T, s IngestDeadLetterStore) {
 	if len(list) != store.MaxIngestDeadLetters {
 		t.Fatalf("%d kept, want %d", len(list), store.MaxIngestDeadLetters)
 	}
-	if list[0].ID != fmt.Sprintf("dl_%04d", n-1) || list[len(list)-1].ID != "dl_0005" {
-		t.Errorf("kept %s..%s, want dl_%04d..dl_0005", list[0].ID, list[len(list)-1].ID, n-1)
+	if want := fmt.Sprintf("dl_%04d", n-1-5); list[0].ID != "dl_0000" || list[0].Attempts != 4 || list[len(list)-1].ID != want {
+		t.Errorf("kept %s (attempts %d)..%s, want dl_0000 (4)..%s", list[0].ID, list[0].Attempts, list[len(list)-1].ID, want)
+	}
+	// Replacing one with a newer time moves it: the oldest goes next.
+	oldest := list[len(list)-1]
+	oldest.CreatedAt = created.Add(time.Hour)
+	mustPutIngestDeadLetter(t, s, oldest)
+	d := ingestDeadLetter("dl_new", "slack")
+	d.CreatedAt = created.Add(2 * time.Hour)
+	mustPutIngestDeadLetter(t, s, d)
+	list, _ = s.ListIngestDeadLetters(ctx, "slack")
+	if len(list) != store.MaxIngestDeadLetters || list[0].ID != "dl_new" || list[1].ID != oldest.ID {
+		t.Errorf("after moving %s: %d kept, newest %v", oldest.ID, len(list), deadLetterIDs(list[:2]))
 	}
 	if _, err := s.GetIngestDeadLetter(ctx, "other", "dl_0000"); err != nil {
 		t.Errorf("another integration's dead letter was trimmed: %v", err)
