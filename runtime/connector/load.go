@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 
@@ -29,25 +32,47 @@ func Load(dir string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading connectors: %w", err)
 	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			dirs = append(dirs, filepath.Join(dir, e.Name()))
+		}
+	}
+	// Connectors load in parallel (compiling their scripts is most of start-up), each with a
+	// loader of its own; their results are merged in directory order, so the Set and the
+	// problems are what loading them one by one gives.
+	type loaded struct {
+		c        *Connector
+		problems []Problem
+	}
+	results := make([]loaded, len(dirs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(dirs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(dirs); i = int(next.Add(1) - 1) {
+				l := &loader{}
+				c := l.connector(dirs[i])
+				results[i] = loaded{c, l.problems}
+			}
+		})
+	}
+	wg.Wait()
+
 	set := &Set{Connectors: map[string]*Connector{}}
 	l := &loader{}
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+	for i, r := range results {
+		l.problems = append(l.problems, r.problems...)
+		if r.c == nil {
 			continue
 		}
-		cdir := filepath.Join(dir, e.Name())
-		before := len(l.problems)
-		c := l.connector(cdir)
-		if c == nil {
+		if prev, dup := set.Connectors[r.c.Key]; dup {
+			l.add(filepath.Join(dirs[i], "connector.yml"), 0,
+				fmt.Sprintf("connector key %q is already used by %s", r.c.Key, prev.Dir))
 			continue
 		}
-		if prev, dup := set.Connectors[c.Key]; dup {
-			l.add(filepath.Join(cdir, "connector.yml"), 0,
-				fmt.Sprintf("connector key %q is already used by %s", c.Key, prev.Dir))
-			continue
-		}
-		if len(l.problems) == before {
-			set.Connectors[c.Key] = c
+		if len(r.problems) == 0 {
+			set.Connectors[r.c.Key] = r.c
 		}
 	}
 	if len(l.problems) > 0 {
