@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"math/big"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 )
@@ -168,74 +168,225 @@ func (in *instance) reflectValue(rv reflect.Value, depth int) (goja.Value, error
 // fromJSON decodes JSON straight into JavaScript values, keeping the document's key order
 // as JSON.parse would.
 func (in *instance) fromJSON(data []byte) (goja.Value, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := in.decodeJSON(dec, 0)
+	d := jsonDecoder{in: in, data: data}
+	v, err := d.value(0)
+	if err == nil {
+		d.skipSpace()
+		if d.pos < len(d.data) {
+			err = errors.New("data after the top-level value")
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decoding JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("decoding JSON: data after the top-level value")
 	}
 	return v, nil
 }
 
-func (in *instance) decodeJSON(dec *json.Decoder, depth int) (goja.Value, error) {
+// jsonDecoder turns JSON text into JavaScript values in one pass, with no Go values in
+// between: a request body crosses into handle on every ingest request. Its strings and
+// numbers are what encoding/json makes of them (invalid UTF-8 becomes U+FFFD).
+type jsonDecoder struct {
+	in   *instance
+	data []byte
+	pos  int
+}
+
+var errJSONSyntax = errors.New("invalid JSON")
+
+func (d *jsonDecoder) skipSpace() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (d *jsonDecoder) value(depth int) (goja.Value, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return nil, errJSONSyntax
 	}
-	vm := in.vm
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := vm.NewObject()
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				e, err := in.decodeJSON(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if err := defineData(obj, kt.(string), e); err != nil {
-					return nil, err
-				}
-			}
-			_, err := dec.Token() // '}'
-			return obj, err
-		case '[':
-			var items []any
-			for dec.More() {
-				e, err := in.decodeJSON(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				items = append(items, e)
-			}
-			_, err := dec.Token() // ']'
-			return vm.NewArray(items...), err
+	vm := d.in.vm
+	switch c := d.data[d.pos]; {
+	case c == '{':
+		d.pos++
+		obj := vm.NewObject()
+		d.skipSpace()
+		if d.pos < len(d.data) && d.data[d.pos] == '}' {
+			d.pos++
+			return obj, nil
 		}
-		return nil, fmt.Errorf("unexpected %v", t)
-	case json.Number:
-		f, err := strconv.ParseFloat(string(t), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
+		for {
+			d.skipSpace()
+			key, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			d.skipSpace()
+			if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+				return nil, errJSONSyntax
+			}
+			d.pos++
+			e, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			if err := defineData(obj, key, e); err != nil {
+				return nil, err
+			}
+			if done, err := d.next('}'); done || err != nil {
+				return obj, err
+			}
+		}
+	case c == '[':
+		d.pos++
+		var items []any
+		d.skipSpace()
+		if d.pos < len(d.data) && d.data[d.pos] == ']' {
+			d.pos++
+			return vm.NewArray(), nil
+		}
+		for {
+			e, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, e)
+			if done, err := d.next(']'); done || err != nil {
+				return vm.NewArray(items...), err
+			}
+		}
+	case c == '"':
+		s, err := d.str()
+		if err != nil {
 			return nil, err
 		}
-		return vm.ToValue(f), nil
-	case string:
-		return vm.ToValue(t), nil
-	case bool:
-		return vm.ToValue(t), nil
-	case nil:
-		return goja.Null(), nil
+		return vm.ToValue(s), nil
+	case c == 't':
+		return goja.Value(vm.ToValue(true)), d.literal("true")
+	case c == 'f':
+		return goja.Value(vm.ToValue(false)), d.literal("false")
+	case c == 'n':
+		return goja.Null(), d.literal("null")
+	case c == '-' || ('0' <= c && c <= '9'):
+		return d.number()
 	}
-	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+	return nil, errJSONSyntax
+}
+
+// next consumes the ',' between two members or the closing delimiter; done says it was
+// the closing one.
+func (d *jsonDecoder) next(closing byte) (done bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return true, errJSONSyntax
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		return false, nil
+	case closing:
+		d.pos++
+		return true, nil
+	}
+	return true, errJSONSyntax
+}
+
+func (d *jsonDecoder) literal(word string) error {
+	if !bytes.HasPrefix(d.data[d.pos:], []byte(word)) {
+		return errJSONSyntax
+	}
+	d.pos += len(word)
+	return nil
+}
+
+// str reads a string at d.pos. One without escapes in valid UTF-8 is taken as is; the
+// others go through encoding/json, for its escapes and its replacement of invalid UTF-8.
+func (d *jsonDecoder) str() (string, error) {
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		return "", errJSONSyntax
+	}
+	start := d.pos
+	plain := true
+	i := start + 1
+	for ; i < len(d.data); i++ {
+		c := d.data[i]
+		if c == '"' {
+			break
+		}
+		if c == '\\' {
+			plain = false
+			i++ // the escaped character, whatever it is, does not end the string
+			continue
+		}
+		if c < 0x20 {
+			return "", errJSONSyntax
+		}
+		if c >= utf8.RuneSelf {
+			plain = false
+		}
+	}
+	if i >= len(d.data) {
+		return "", errJSONSyntax
+	}
+	d.pos = i + 1
+	raw := d.data[start+1 : i]
+	if plain || (!bytes.ContainsRune(raw, '\\') && utf8.Valid(raw)) {
+		return string(raw), nil
+	}
+	var s string
+	if err := json.Unmarshal(d.data[start:d.pos], &s); err != nil {
+		return "", errJSONSyntax
+	}
+	return s, nil
+}
+
+// number reads a number with JSON's grammar; one too large for a float64 is an infinity,
+// as JSON.parse makes it.
+func (d *jsonDecoder) number() (goja.Value, error) {
+	start := d.pos
+	digits := func() int {
+		n := 0
+		for d.pos < len(d.data) && '0' <= d.data[d.pos] && d.data[d.pos] <= '9' {
+			d.pos++
+			n++
+		}
+		return n
+	}
+	if d.data[d.pos] == '-' {
+		d.pos++
+	}
+	if d.pos < len(d.data) && d.data[d.pos] == '0' {
+		d.pos++
+	} else if digits() == 0 {
+		return nil, errJSONSyntax
+	}
+	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		d.pos++
+		if digits() == 0 {
+			return nil, errJSONSyntax
+		}
+	}
+	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		d.pos++
+		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
+			d.pos++
+		}
+		if digits() == 0 {
+			return nil, errJSONSyntax
+		}
+	}
+	f, err := strconv.ParseFloat(string(d.data[start:d.pos]), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return nil, err
+	}
+	return d.in.vm.ToValue(f), nil
 }
 
 // export turns a JavaScript value into plain Go values the way JSON.stringify sees it:

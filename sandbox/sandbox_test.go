@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -598,6 +599,42 @@ func TestCompileLeavesNothingForTheNextModule(t *testing.T) {
 			if (Math.random() === 4) throw new Error('Math.random replaced')
 			export default () => 1`)); err != nil {
 			t.Fatalf("round %d: the next module saw the first one's changes: %v", i, err)
+		}
+	}
+}
+
+// A json.RawMessage argument becomes the values encoding/json makes of it, and text that
+// is not JSON fails the call.
+func TestArgumentRawJSON(t *testing.T) {
+	valid := []string{
+		`{"a":1,"b":[true,false,null],"c":{"d":"e"}}`,
+		" \r\n\t[ 1 , -0 , 0.5 , -1.25e-3 , 6E2 , 1e400 , 12345678901234567890 ] \n",
+		`"plain"`, `"h\u00e9 \ud83d\ude00 \" \\ \/ \b\f\n\r\t"`, "\"caf\xc3\xa9 \xe2\x9c\x93\"",
+		"\"bad utf-8 \xff\xfe\"", `"lone \ud800 surrogate"`, `{}`, `[]`, `[[[]]]`, `{"":{"":""}}`,
+		`{"dup":1,"dup":2}`, `0`, `null`, `true`,
+	}
+	for _, doc := range valid {
+		got, err := callOnPool(t, "export default ({ data }) => [data]", Config{}, map[string]any{"data": json.RawMessage(doc)})
+		if err != nil {
+			t.Errorf("%q: %v", doc, err)
+			continue
+		}
+		var want any
+		if err := json.Unmarshal([]byte(doc), &want); err != nil {
+			want = math.Inf(1) // 1e400: JSON.parse makes it Infinity, which a result turns into null
+		}
+		if doc == " \r\n\t[ 1 , -0 , 0.5 , -1.25e-3 , 6E2 , 1e400 , 12345678901234567890 ] \n" {
+			want = []any{1.0, 0.0, 0.5, -1.25e-3, 600.0, nil, 12345678901234567890.0}
+		}
+		if !reflect.DeepEqual(got, []any{want}) {
+			t.Errorf("%q: got %#v, want %#v", doc, got, []any{want})
+		}
+	}
+	invalid := []string{``, ` `, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `[1,]`, `[1 2]`, `01`, `1.`, `.5`, `-`, `1e`,
+		`tru`, `nul`, `"open`, "\"ctl \x01\"", `{a:1}`, `1 2`, `[1]]`, `"\`}
+	for _, doc := range invalid {
+		if _, err := callOnPool(t, "export default ({ data }) => data", Config{}, map[string]any{"data": json.RawMessage(doc)}); err == nil {
+			t.Errorf("%q: no error", doc)
 		}
 	}
 }

@@ -14,8 +14,9 @@ import (
 //
 //   - method: the HTTP method (an addition to SPEC 2.2's list);
 //   - query: an object of strings, a list of strings for a repeated key;
-//   - data: the body by Content-Type: JSON (application/json or any +json type) parsed to
-//     a value (numbers as float64), invalid JSON kept as the string;
+//   - data: the body by Content-Type: JSON (application/json or any +json type) as a
+//     json.RawMessage of body (which the sandbox decodes, keys in document order; the
+//     caller must not change body afterwards), invalid JSON kept as the string;
 //     application/x-www-form-urlencoded to an object like query (an unparsable form is
 //     kept as the string); anything else, or no Content-Type, the body as a string; an
 //     empty body is null whatever the type;
@@ -72,11 +73,12 @@ func parseBody(contentType string, body []byte) any {
 	}
 	switch {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		var v any
-		if err := json.Unmarshal(body, &v); err != nil {
+		// Checked here, decoded by the sandbox straight into JavaScript values: no Go
+		// values in between.
+		if !json.Valid(body) {
 			return string(body)
 		}
-		return v
+		return json.RawMessage(body)
 	case mt == "application/x-www-form-urlencoded":
 		q, err := url.ParseQuery(string(body))
 		if err != nil {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -33,7 +34,7 @@ func TestHandleInput(t *testing.T) {
 				header.Set("Content-Type", tt.contentType)
 			}
 			in := HandleInput(http.MethodPost, header, nil, []byte(tt.body), nil)
-			if !reflect.DeepEqual(in["data"], tt.wantData) {
+			if !reflect.DeepEqual(decodedData(t, in), tt.wantData) {
 				t.Errorf("data: got %#v, want %#v", in["data"], tt.wantData)
 			}
 			if in["rawBody"] != tt.body {
@@ -41,6 +42,20 @@ func TestHandleInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodedData is handle's data as the sandbox sees it: JSON decoded.
+func decodedData(t testing.TB, in map[string]any) any {
+	t.Helper()
+	raw, ok := in["data"].(json.RawMessage)
+	if !ok {
+		return in["data"]
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("data is not JSON: %v", err)
+	}
+	return v
 }
 
 func TestHandleInputRequest(t *testing.T) {
@@ -70,7 +85,7 @@ func TestHandleInputRequest(t *testing.T) {
 	if in["rawBody"] != string(body) {
 		t.Errorf("rawBody is not byte-exact: got %q", in["rawBody"])
 	}
-	if !reflect.DeepEqual(in["data"], map[string]any{"text": "café ✓"}) {
+	if !reflect.DeepEqual(decodedData(t, in), map[string]any{"text": "café ✓"}) {
 		t.Errorf("data: got %#v", in["data"])
 	}
 	if in["method"] != http.MethodPut || !reflect.DeepEqual(in["parameters"], map[string]any{"signingSecret": "s"}) {
