@@ -440,6 +440,11 @@ func TestInstancesShareChannels(t *testing.T) {
 		t.Errorf("after a stopped, polling by [a b] = %v, want only b", got)
 	}
 	atMostOneStream(t, d.api, testLeaseTTL/2)
+	for _, kind := range []string{connector.ChannelPolling, connector.ChannelSSE} {
+		if n := metricValue(a.mgr.metrics.leasesLost.WithLabelValues(kind)); n != 0 {
+			t.Errorf("a's %s leases lost = %v after a clean stop, want 0", kind, n)
+		}
+	}
 
 	p.stop()
 	d.assertExactlyOnce(t, p, a, b)
@@ -479,6 +484,11 @@ func TestInstanceCrashes(t *testing.T) {
 	}
 	if most := <-sampled; most > 1 {
 		t.Errorf("%d streams open at once during the handover", most)
+	}
+	for _, kind := range []string{connector.ChannelPolling, connector.ChannelSSE} {
+		if n := metricValue(a.mgr.metrics.leasesLost.WithLabelValues(kind)); n != 1 {
+			t.Errorf("a's %s leases lost = %v, want 1", kind, n)
+		}
 	}
 
 	p.stop()

@@ -383,12 +383,14 @@ func (m *Manager) apply(ctx context.Context, s *supervision, ref store.ChannelRe
 				go func() { held <- le.keep(wctx, cancel, log) }()
 				defer func() {
 					cancel()
-					if <-held {
-						rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Leases.TTL()/3)
-						defer stop()
-						if err := le.release(rctx); err != nil {
-							log.Warn("releasing the channel lease", "error", err)
-						}
+					if !<-held {
+						m.metrics.leasesLost.WithLabelValues(w.kind).Inc()
+						return
+					}
+					rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Leases.TTL()/3)
+					defer stop()
+					if err := le.release(rctx); err != nil {
+						log.Warn("releasing the channel lease", "error", err)
 					}
 				}()
 			}

@@ -12,6 +12,7 @@ type Metrics struct {
 	reconnects    *prometheus.CounterVec
 	workers       *prometheus.GaugeVec
 	publishFailed *prometheus.CounterVec
+	leasesLost    *prometheus.CounterVec
 }
 
 // NewMetrics makes the metrics and registers them on reg (nil: not registered).
@@ -45,9 +46,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "switchboard_channel_publish_failures_total",
 			Help: "Channel publishes that the store or bus refused (retried by workers, answered 503 to senders).",
 		}, []string{"integration", "channel", "kind"}),
+		leasesLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_channel_leases_lost_total",
+			Help: "Workers stopped because this instance lost their channel's lease (taken over, or not renewed in time), by kind.",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.rejected, m.unmatched, m.workerErrors, m.reconnects, m.workers, m.publishFailed)
+		reg.MustRegister(m.published, m.rejected, m.unmatched, m.workerErrors, m.reconnects, m.workers, m.publishFailed, m.leasesLost)
 	}
 	return m
 }
