@@ -172,4 +172,3 @@ func deleteIngestDeadLetters(tx *bbolt.Tx, integrationKey string) error {
 	}
 	return nil
 }
-

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -21,6 +22,12 @@ import (
 // keys are hashes, so that is a random spot of the integration's marks, and pruneSpan per
 // write outpaces the few marks a write adds. Marks are not removed with their integration
 // (they expire), for the reason redisstore gives.
+//
+// Every ingest request with event ids marks them, so MarkSeen is the store's hottest write.
+// A bbolt write is one fsync, and writes are serialised: concurrent MarkSeen calls are
+// therefore committed together (group commit, seenWriter): a call arriving while a commit
+// runs joins the next one, and a lone call commits at once, with no added delay (bbolt's
+// Batch would wait for company).
 const seenBucket = "seen"
 
 // pruneSpan is how many neighbouring marks one MarkSeen checks for expiry.
@@ -67,29 +74,94 @@ func (s *Store) MarkSeen(ctx context.Context, integrationKey string, keys []stri
 	if len(keys) == 0 {
 		return ctx.Err()
 	}
-	now := time.Now()
-	var expiry [8]byte
-	binary.BigEndian.PutUint64(expiry[:], uint64(now.Add(ttl).UnixMilli()))
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.seen.mark(ctx, s.db, seenMarks{integrationKey, keys, time.Now().Add(ttl)}); err != nil {
+		return fmt.Errorf("marking %d events of integration %q seen: %w", len(keys), integrationKey, err)
+	}
+	return nil
+}
+
+// seenMarks are the keys one MarkSeen call marks.
+type seenMarks struct {
+	integrationKey string
+	keys           []string
+	expiry         time.Time
+}
+
+// seenWriter commits concurrent MarkSeen calls in one bbolt transaction. Whoever finds no
+// commit running commits every pending call (its own included); calls arriving meanwhile
+// wait, and the next commit is run by a goroutine the finishing committer starts.
+type seenWriter struct {
+	mu      sync.Mutex
+	busy    bool // a commit is running or about to
+	pending []seenMarks
+	waiters []chan error
+}
+
+func (w *seenWriter) mark(ctx context.Context, db *bbolt.DB, m seenMarks) error {
+	done := make(chan error, 1)
+	w.mu.Lock()
+	w.pending = append(w.pending, m)
+	w.waiters = append(w.waiters, done)
+	commit := !w.busy
+	w.busy = true
+	w.mu.Unlock()
+	if commit {
+		w.commit(db)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the marks may still be written: no harm
+	}
+}
+
+// commit writes the pending marks in one transaction and answers their callers; marks that
+// arrived meanwhile get a commit of their own, started here.
+func (w *seenWriter) commit(db *bbolt.DB) {
+	w.mu.Lock()
+	batch, waiters := w.pending, w.waiters
+	w.pending, w.waiters = nil, nil
+	w.mu.Unlock()
+
+	err := db.Update(func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, seenBucket)
 		if err != nil {
 			return err
 		}
-		for _, k := range keys {
-			kk := key(integrationKey, k)
-			if v := b.Get(kk); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixMilli() {
-				continue // the first mark's expiry stands
+		now := time.Now().UnixMilli()
+		for _, m := range batch {
+			var expiry [8]byte
+			binary.BigEndian.PutUint64(expiry[:], uint64(m.expiry.UnixMilli()))
+			for _, k := range m.keys {
+				kk := key(m.integrationKey, k)
+				if v := b.Get(kk); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now {
+					continue // the first mark's expiry stands
+				}
+				if err := b.Put(kk, expiry[:]); err != nil {
+					return err
+				}
 			}
-			if err := b.Put(kk, expiry[:]); err != nil {
+			if err := pruneSeen(b, key(m.integrationKey, m.keys[0]), now); err != nil {
 				return err
 			}
 		}
-		return pruneSeen(b, key(integrationKey, keys[0]), now.UnixMilli())
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("marking %d events of integration %q seen: %w", len(keys), integrationKey, err)
+	for _, c := range waiters {
+		c <- err
 	}
-	return nil
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 {
+		w.busy = false
+		return
+	}
+	go w.commit(db)
 }
 
 // pruneSeen deletes the expired marks among the pruneSpan that follow from.

@@ -72,7 +72,8 @@ const lockTimeout = time.Second
 
 // Store is the embedded store.Store. It is safe for concurrent use.
 type Store struct {
-	db *bbolt.DB
+	db   *bbolt.DB
+	seen seenWriter // group commit of MarkSeen (dedup.go)
 }
 
 var _ store.Store = (*Store)(nil)
