@@ -109,8 +109,14 @@ type Limits struct {
 // Config configures a Pool.
 type Config struct {
 	Limits
-	Size   int          // runtimes kept idle at most; default GOMAXPROCS
+	Size   int          // runtimes a Pool keeps however long they idle; default GOMAXPROCS
 	Logger *slog.Logger // console.* goes here; nil discards
+	// Max bounds a Pool's runtimes, in calls or idle (at least Size); a call waits for a
+	// free one beyond it. Default 2 * GOMAXPROCS.
+	Max int
+	// IdleTimeout is how long a Pool keeps the runtimes beyond Size once it no longer
+	// needs them; default 30s.
+	IdleTimeout time.Duration
 }
 
 // API is what apiClient talks to during one call: the connector's API base URL with the

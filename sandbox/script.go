@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -235,24 +236,50 @@ func (s *Script) check(reuse bool) error {
 func (s *Script) Name() string { return s.name }
 
 // Pool runs one Script on a set of reusable runtimes.
+//
+// Preparing a runtime costs milliseconds, a call of a typical handle a tenth of one, so a
+// pool makes at most Config.Max runtimes and a call finds one free or waits for one,
+// rather than making a runtime for every concurrent call and dropping it afterwards. The
+// runtimes beyond Config.Size are dropped once the pool has gone Config.IdleTimeout
+// without needing them.
 type Pool struct {
 	script *Script
 	cfg    Config
 	logger *slog.Logger
-	idle   chan *instance
+	keep   int
+	idle   chan *instance // capacity max: a runtime that is put back never blocks
+	slots  chan struct{}  // one token per live runtime
+	// busyAt is when a call last found no idle runtime (unix nanoseconds): the pool needed
+	// more than it had.
+	busyAt atomic.Int64
 }
 
-// NewPool makes a pool for s. Runtimes are created on demand and kept up to cfg.Size.
+// Defaults of Config's pool fields.
+const (
+	defaultIdleTimeout = 30 * time.Second
+)
+
+// NewPool makes a pool for s. Runtimes are created on demand, at most cfg.Max.
 func NewPool(s *Script, cfg Config) *Pool {
-	size := cfg.Size
-	if size <= 0 {
-		size = runtime.GOMAXPROCS(0)
+	keep := cfg.Size
+	if keep <= 0 {
+		keep = runtime.GOMAXPROCS(0)
+	}
+	limit := cfg.Max
+	if limit <= 0 {
+		limit = 2 * runtime.GOMAXPROCS(0)
+	}
+	limit = max(limit, keep)
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
 	}
 	return &Pool{
 		script: s,
 		cfg:    cfg,
 		logger: scriptLogger(cfg.Logger, s.name),
-		idle:   make(chan *instance, size),
+		keep:   keep,
+		idle:   make(chan *instance, limit),
+		slots:  make(chan struct{}, limit),
 	}
 }
 
@@ -260,28 +287,53 @@ func NewPool(s *Script, cfg Config) *Pool {
 // awaits a returned promise, and returns the settled value as plain Go values
 // (map[string]any, []any, string, float64, bool, nil). A throw, a rejection, a timeout
 // or a stack overflow is a *ScriptError; an argument that cannot be converted is a plain
-// error. The call's deadline is the sooner of ctx's and cfg.Timeout.
+// error. The call's deadline is the sooner of ctx's and cfg.Timeout; waiting for a free
+// runtime counts towards it.
 func (p *Pool) Call(ctx context.Context, arg any, env Env) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.timeout())
 	defer cancel()
 
-	var in *instance
-	select {
-	case in = <-p.idle:
-	default:
-		var err error
-		if in, err = newInstance(p.script, p.logger, p.cfg.Limits, true); err != nil {
-			return nil, err
-		}
+	in, err := p.get(ctx)
+	if err != nil {
+		return nil, err
 	}
 	result, reusable, err := in.run(ctx, arg, env)
-	if reusable {
-		select {
-		case p.idle <- in:
-		default: // enough idle runtimes already
-		}
-	}
+	p.put(in, reusable)
 	return result, err
+}
+
+// get returns an idle runtime, else a new one while there are fewer than the pool's
+// maximum, else waits for one to be put back.
+func (p *Pool) get(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	p.busyAt.Store(time.Now().UnixNano())
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case p.slots <- struct{}{}:
+		in, err := newInstance(p.script, p.logger, p.cfg.Limits, true)
+		if err != nil {
+			<-p.slots
+			return nil, err
+		}
+		return in, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a free runtime of %s: %w", p.script.name, ctx.Err())
+	}
+}
+
+// put gives a runtime back after a call, or drops it: when it may not serve again, or when
+// it is one beyond Size and the pool has not needed that many for IdleTimeout.
+func (p *Pool) put(in *instance, reusable bool) {
+	if reusable && (len(p.idle) < p.keep || time.Since(time.Unix(0, p.busyAt.Load())) < p.cfg.IdleTimeout) {
+		p.idle <- in
+		return
+	}
+	<-p.slots
 }
 
 // CallOnce runs the script on a fresh runtime that is discarded afterwards; used where a
