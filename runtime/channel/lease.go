@@ -53,10 +53,13 @@ type LeasesConfig struct {
 //   - a holder that cannot renew (NATS unreachable) for 2/3 of the TTL stops its worker
 //     itself, a third of the TTL before another instance can take the lease over.
 //
-// The bucket is kept in memory: leases outlive no NATS restart, after which every instance
-// competes for them again (a running worker finds its revision gone and stops). A Leases is
-// safe for concurrent use.
+// The bucket is kept in memory: leases outlive no NATS restart (nor does the bucket), so a
+// single instance restarted with its embedded NATS gets its leases at once. After a NATS
+// restart every running worker finds its lease gone and stops, and the instances make the
+// bucket again and compete for the leases. A Leases is safe for concurrent use.
 type Leases struct {
+	js    jetstream.JetStream
+	cfg   jetstream.KeyValueConfig
 	kv    jetstream.KeyValue
 	owner string
 	ttl   time.Duration
@@ -76,21 +79,16 @@ func NewLeases(ctx context.Context, js jetstream.JetStream, cfg LeasesConfig) (*
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      cfg.Bucket,
-			Description: "switchboard: which instance runs each sse and polling channel worker",
-			TTL:         cfg.TTL,
-			History:     1,
-			Storage:     jetstream.MemoryStorage,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) { // another instance just made it
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
-		}
-	}
+	l := &Leases{js: js, owner: cfg.Owner, cfg: jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "switchboard: which instance runs each sse and polling channel worker",
+		TTL:         cfg.TTL,
+		History:     1,
+		Storage:     jetstream.MemoryStorage,
+	}}
+	kv, err := l.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("opening the lease bucket %s: %w", cfg.Bucket, err)
+		return nil, err
 	}
 	st, err := kv.Status(ctx)
 	if err != nil {
@@ -103,7 +101,33 @@ func NewLeases(ctx context.Context, js jetstream.JetStream, cfg LeasesConfig) (*
 	if ttl != cfg.TTL {
 		cfg.Logger.Warn("the lease bucket exists with another TTL: using its TTL", "bucket", cfg.Bucket, "ttl", ttl, "configured", cfg.TTL)
 	}
-	return &Leases{kv: kv, owner: cfg.Owner, ttl: ttl}, nil
+	l.kv, l.ttl, l.cfg.TTL = kv, ttl, ttl
+	return l, nil
+}
+
+// open opens the bucket, creating it when missing.
+func (l *Leases) open(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := l.js.KeyValue(ctx, l.cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = l.js.CreateKeyValue(ctx, l.cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) { // another instance just made it
+			kv, err = l.js.KeyValue(ctx, l.cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the lease bucket %s: %w", l.cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// bucketGone tells, after a failed write, whether the bucket is missing (a NATS restart
+// dropped it) rather than NATS unreachable or slow: a write to a missing bucket finds no
+// stream and is retried by the client until its ctx ends, like one to a slow JetStream.
+func (l *Leases) bucketGone(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.ttl/6)
+	defer cancel()
+	_, err := l.js.KeyValue(ctx, l.cfg.Bucket)
+	return errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
 // Owner is this instance's id, the value of the leases it holds.
@@ -141,6 +165,13 @@ func (l *Leases) acquire(ctx context.Context, ref store.ChannelRef) (*lease, err
 	key := leaseKey(ref)
 	at := time.Now()
 	rev, err := l.kv.Create(ctx, key, []byte(l.owner))
+	if err != nil && !conflict(err) && ctx.Err() == nil && l.bucketGone(ctx) {
+		// The bucket keeps its name, so the handle works again once it exists.
+		if _, err := l.open(ctx); err != nil {
+			return nil, fmt.Errorf("acquiring lease %s: %w", key, err)
+		}
+		rev, err = l.kv.Create(ctx, key, []byte(l.owner))
+	}
 	if err != nil {
 		if conflict(err) {
 			return nil, ErrLeaseHeld
@@ -156,7 +187,7 @@ func (le *lease) renew(ctx context.Context) error {
 	at := time.Now()
 	rev, err := le.l.kv.Update(ctx, le.key, []byte(le.l.owner), le.rev)
 	if err != nil {
-		if conflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		if conflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) || le.l.bucketGone(ctx) {
 			return errLeaseLost
 		}
 		return fmt.Errorf("renewing lease %s: %w", le.key, err)

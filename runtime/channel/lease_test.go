@@ -494,3 +494,26 @@ func TestInstanceCrashes(t *testing.T) {
 	p.stop()
 	d.assertExactlyOnce(t, p, a, b)
 }
+
+// TestLeaseBucketLost: the bucket vanishes, as a NATS restart drops it (it is kept in
+// memory): the running worker finds its lease gone and stops, and the manager makes the
+// bucket again, takes the lease and runs the worker again.
+func TestLeaseBucketLost(t *testing.T) {
+	d := newSharedDeployment(t)
+	d.api.SetListing("/api/orders", map[string]any{"items": []any{}})
+	a := d.start(t, "a")
+	d.subscribe(t, "sub_poll", "poll", "order.changed", a)
+	eventually(t, "a to poll", func() bool { return a.http.count("/api/orders") >= 2 })
+
+	if err := a.bus.JetStream().DeleteKeyValue(t.Context(), DefaultLeaseBucket); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker to stop", func() bool {
+		return metricValue(a.mgr.metrics.leasesLost.WithLabelValues(connector.ChannelPolling)) == 1
+	})
+	polls := a.http.count("/api/orders")
+	eventually(t, "polling again", func() bool { return a.http.count("/api/orders") >= polls+3 })
+	if _, err := a.bus.JetStream().KeyValue(t.Context(), DefaultLeaseBucket); err != nil {
+		t.Errorf("the bucket was not made again: %v", err)
+	}
+}
