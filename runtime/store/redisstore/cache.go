@@ -81,7 +81,7 @@ type tokenEntry struct {
 
 type recordEntry struct {
 	entryStamp
-	data []byte // the integration's JSON: decoded per read, so callers own what they get
+	in store.Integration // never handed out: readers get a deep copy of its parameters
 }
 
 type routeKey struct{ integration, webhook, selector string }
@@ -194,26 +194,59 @@ func (c *cache) putToken(token string, owner tokenOwner, st entryStamp) {
 	}
 }
 
-func (c *cache) lookupIntegration(key string) ([]byte, bool) {
+func (c *cache) lookupIntegration(key string) (store.Integration, bool) {
 	if c == nil || !c.inv.IsConnected() {
-		return nil, false
+		return store.Integration{}, false
 	}
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	e, ok := c.records[key]
-	if !ok || !c.valid(key, e.entryStamp) {
-		return nil, false
+	ok = ok && c.valid(key, e.entryStamp)
+	c.mu.RUnlock()
+	if !ok {
+		return store.Integration{}, false
 	}
-	return e.data, true
+	in := e.in
+	in.Parameters = cloneJSON(in.Parameters)
+	return in, true
 }
 
-func (c *cache) putIntegration(key string, data []byte, st entryStamp) {
+func (c *cache) putIntegration(in store.Integration, st entryStamp) {
+	in.Parameters = cloneJSON(in.Parameters)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.valid(key, st) {
+	if c.valid(in.Key, st) {
 		makeRoom(c.records, c.maxEntries)
-		c.records[key] = recordEntry{st, data}
+		c.records[in.Key] = recordEntry{st, in}
 	}
+}
+
+// cloneJSON deep-copies a value decoded from JSON (maps, slices and scalars).
+func cloneJSON[T any](v T) T {
+	var clone func(any) any
+	clone = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			if v == nil {
+				return v
+			}
+			m := make(map[string]any, len(v))
+			for k, e := range v {
+				m[k] = clone(e)
+			}
+			return m
+		case []any:
+			if v == nil {
+				return v
+			}
+			l := make([]any, len(v))
+			for i, e := range v {
+				l[i] = clone(e)
+			}
+			return l
+		}
+		return v
+	}
+	return clone(v).(T)
 }
 
 // lookupRoutes fills matched with the cached selectors and returns the others.

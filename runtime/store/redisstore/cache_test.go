@@ -207,7 +207,7 @@ func TestCacheReadRacingInvalidation(t *testing.T) {
 		t.Fatal("no stamp while connected")
 	}
 	s.Invalidate("int") // the write lands while the read is in flight
-	s.cache.putIntegration("int", []byte(`{"key":"int"}`), st)
+	s.cache.putIntegration(store.Integration{Key: "int"}, st)
 	if _, ok := s.cache.lookupIntegration("int"); ok {
 		t.Fatal("the value read before the invalidation was cached")
 	}

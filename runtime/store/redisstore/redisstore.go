@@ -233,18 +233,16 @@ func (s *Store) GetIntegration(ctx context.Context, key string) (store.Integrati
 	if !store.ValidKey(key) {
 		return store.Integration{}, fmt.Errorf("reading integration %q: %w", key, store.ErrNotFound)
 	}
-	k := s.slot(key).integration()
-	if data, ok := s.cache.lookupIntegration(key); ok {
-		return decode[store.Integration](k, string(data), nil)
+	if in, ok := s.cache.lookupIntegration(key); ok {
+		return in, nil
 	}
 	st, cacheable := s.cache.stamp()
-	data, err := s.rdb.Get(ctx, k).Result()
-	in, err := decode[store.Integration](k, data, err)
+	in, err := get[store.Integration](ctx, s.rdb, s.slot(key).integration())
 	if err != nil {
 		return store.Integration{}, fmt.Errorf("reading integration %q: %w", key, err)
 	}
 	if cacheable {
-		s.cache.putIntegration(key, []byte(data), st)
+		s.cache.putIntegration(in, st)
 	}
 	return in, nil
 }
