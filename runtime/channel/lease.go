@@ -21,6 +21,8 @@ var (
 	ErrLeaseHeld = errors.New("lease held by another instance")
 	// errLeaseLost: the lease was taken over or expired while this instance held it.
 	errLeaseLost = errors.New("lease lost")
+	// errNATSDown: NATS is not connected; nothing is tried until it is again.
+	errNATSDown = errors.New("nats not connected")
 )
 
 // DefaultLeaseBucket is the JetStream KeyValue bucket that holds the workers' leases.
@@ -160,17 +162,26 @@ type lease struct {
 	at  time.Time // when the request that wrote rev was sent: the lease lasts TTL from then at least
 }
 
-// acquire takes ref's lease; ErrLeaseHeld when another instance holds it.
+// acquire takes ref's lease; ErrLeaseHeld when another instance holds it. It fails at once
+// while NATS is not connected and takes at most TTL/3 otherwise: Run waits for it.
 func (l *Leases) acquire(ctx context.Context, ref store.ChannelRef) (*lease, error) {
 	key := leaseKey(ref)
+	if !l.js.Conn().IsConnected() {
+		return nil, fmt.Errorf("acquiring lease %s: %w", key, errNATSDown)
+	}
 	at := time.Now()
-	rev, err := l.kv.Create(ctx, key, []byte(l.owner))
+	actx, cancel := context.WithTimeout(ctx, l.ttl/3)
+	rev, err := l.kv.Create(actx, key, []byte(l.owner))
+	cancel()
 	if err != nil && !conflict(err) && ctx.Err() == nil && l.bucketGone(ctx) {
 		// The bucket keeps its name, so the handle works again once it exists.
-		if _, err := l.open(ctx); err != nil {
+		actx, cancel := context.WithTimeout(ctx, l.ttl/3)
+		defer cancel()
+		if _, err := l.open(actx); err != nil {
 			return nil, fmt.Errorf("acquiring lease %s: %w", key, err)
 		}
-		rev, err = l.kv.Create(ctx, key, []byte(l.owner))
+		at = time.Now()
+		rev, err = l.kv.Create(actx, key, []byte(l.owner))
 	}
 	if err != nil {
 		if conflict(err) {

@@ -362,7 +362,11 @@ func (m *Manager) apply(ctx context.Context, s *supervision, ref store.ChannelRe
 			le, err = m.cfg.Leases.acquire(ctx, key)
 			if err != nil {
 				s.standby[key] = t.ref
-				if !errors.Is(err, ErrLeaseHeld) && ctx.Err() == nil {
+				switch {
+				case errors.Is(err, ErrLeaseHeld) || ctx.Err() != nil:
+				case errors.Is(err, errNATSDown): // the bus logs that; this would repeat it per channel
+					m.log.Debug("taking a channel lease", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
+				default:
 					m.log.Warn("taking a channel lease", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
 				}
 				return
