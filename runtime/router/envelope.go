@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -144,6 +147,9 @@ func encodePayload(v any, raw []byte) (json.RawMessage, error) {
 	if v == nil {
 		return json.RawMessage("null"), nil
 	}
+	if b, ok := appendPlain(nil, v, 0); ok {
+		return b, nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -151,6 +157,95 @@ func encodePayload(v any, raw []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encoding payload: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// appendPlain appends the JSON of v when v is made of the plain values a handle returns
+// (map[string]any, []any, string, float64, bool, nil), byte for byte what encodePayload's
+// encoding/json gives (keys sorted, no HTML escaping); ok is false for anything else
+// (NaN and infinities included), which the caller then encodes with encoding/json.
+func appendPlain(dst []byte, v any, depth int) (_ []byte, ok bool) {
+	if depth > 1000 {
+		return dst, false // encoding/json reports the cycle or the depth
+	}
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), true
+	case bool:
+		return strconv.AppendBool(dst, v), true
+	case string:
+		return appendPlainString(dst, v), true
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return dst, false
+		}
+		// encoding/json's float format: %f, or %e outside [1e-6, 1e21) with a one-digit
+		// negative exponent's leading zero dropped.
+		format := byte('f')
+		if a := math.Abs(v); a != 0 && (a < 1e-6 || a >= 1e21) {
+			format = 'e'
+		}
+		dst = strconv.AppendFloat(dst, v, format, -1, 64)
+		if format == 'e' {
+			if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+				dst[n-2] = dst[n-1]
+				dst = dst[:n-1]
+			}
+		}
+		return dst, true
+	case []any:
+		if v == nil {
+			return append(dst, "null"...), true
+		}
+		dst = append(dst, '[')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, ok = appendPlain(dst, e, depth+1); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, ']'), true
+	case map[string]any:
+		if v == nil {
+			return append(dst, "null"...), true
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendPlainString(dst, k)
+			dst = append(dst, ':')
+			if dst, ok = appendPlain(dst, v[k], depth+1); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, '}'), true
+	}
+	return dst, false
+}
+
+// appendPlainString appends s as encoding/json writes it without HTML escaping: printable
+// ASCII as is, anything else through an Encoder.
+func appendPlainString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			enc.Encode(s) // a string always encodes
+			return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // NewEventID returns a new envelope id for time t, as the router gives its envelopes:

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,39 @@ func TestSubjects(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// The payload encoder's fast path writes what encoding/json writes.
+func TestEncodePayloadMatchesEncodingJSON(t *testing.T) {
+	values := []any{
+		nil, true, false, "", "plain", `quote " backslash \ slash /`, "<html> & 'x'", "tab\tnl\ncr\r\x00\x1f",
+		"é ✓ 😀", "bad \xff utf-8", "\u2028\u2029", 0.0, -0.0, 1.0, -1.5, 1e20, 1e21, 1e-6, 1e-7, 123456789.123,
+		1.7976931348623157e308, 5e-324, -2.5e-10, 12345678901234567890.0,
+		[]any{}, []any(nil), map[string]any{}, map[string]any(nil),
+		map[string]any{"b": 1.0, "a": []any{"x", nil, map[string]any{"z": true, "é": "v", "": 0.0}}},
+		[]any{[]any{[]any{}}, map[string]any{"k\"ey": "v"}},
+	}
+	for _, v := range values {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		got, ok := appendPlain(nil, v, 0)
+		if !ok {
+			t.Errorf("%#v: not encoded by the fast path", v)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%#v:\n got %s\nwant %s", v, got, want)
+		}
+	}
+	for _, v := range []any{math.NaN(), math.Inf(1), []any{math.Inf(-1)}, map[string]any{"t": time.Time{}}, json.Number("1")} {
+		if _, ok := appendPlain(nil, v, 0); ok {
+			t.Errorf("%#v: encoded by the fast path, want encoding/json's", v)
+		}
 	}
 }
