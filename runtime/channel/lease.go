@@ -104,6 +104,7 @@ func NewLeases(ctx context.Context, js jetstream.JetStream, cfg LeasesConfig) (*
 		cfg.Logger.Warn("the lease bucket exists with another TTL: using its TTL", "bucket", cfg.Bucket, "ttl", ttl, "configured", cfg.TTL)
 	}
 	l.kv, l.ttl, l.cfg.TTL = kv, ttl, ttl
+	cfg.Logger.Info("channel workers shared through leases", "bucket", cfg.Bucket, "ttl", ttl, "instance", cfg.Owner)
 	return l, nil
 }
 
