@@ -347,8 +347,12 @@ func (m *Manager) apply(ctx context.Context, s *supervision, ref store.ChannelRe
 	case run && !running:
 		t, err := m.resolve(ctx, ref)
 		if err != nil {
-			// The next resync tries again.
-			delete(s.standby, key)
+			// Gone, or no longer loaded: the next resync looks again. A channel in standby
+			// that failed otherwise (the store not answering) stays, so that taking it over
+			// does not wait for the resync.
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrConnectorMissing) {
+				delete(s.standby, key)
+			}
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 				m.log.Warn("starting a channel worker", "connection", ref.ConnectionID, "channel", ref.ChannelKey, "error", err)
 			}
