@@ -35,11 +35,12 @@
 // JetStream KeyValue bucket. apply starts a worker only after taking its lease; a channel
 // whose lease another instance holds waits in standby, and Run tries to take the leases of
 // its standby channels every TTL/2, so a dead instance's channels move within about 1.5 ×
-// TTL, a stopped one's (which released its leases) within TTL/2. While a worker runs, its
-// lease is renewed every TTL/3 beside it; a lost lease, or one not renewed for 2/3 of the
-// TTL, stops the worker at once, before anyone else can take the lease. The lease is
-// released only after the worker returned, its cursor stored, so that the next holder
-// resumes where it stopped. Without Leases (a single instance) every worker runs here.
+// TTL. Run also watches the bucket for released leases and looks at their channels at once,
+// so a stopped instance's channels (it released their leases) move within moments. While a
+// worker runs, its lease is renewed every TTL/3 beside it; a lost lease, or one not renewed
+// for 2/3 of the TTL, stops the worker at once, before anyone else can take the lease. The
+// lease is released only after the worker returned, its cursor stored, so that the next
+// holder resumes where it stopped. Without Leases (a single instance) every worker runs here.
 //
 // A worker owns its HTTP connection, its backoff state and its channel's cursor while it
 // runs; it stops when its ctx is cancelled (Run ending, or its last subscription gone), and

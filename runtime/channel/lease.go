@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,6 +154,56 @@ func instanceID() string {
 func leaseKey(ref store.ChannelRef) string {
 	enc := base64.RawURLEncoding
 	return "channel." + enc.EncodeToString([]byte(ref.ConnectionID)) + "." + enc.EncodeToString([]byte(ref.ChannelKey))
+}
+
+// parseLeaseKey is leaseKey's inverse; false for keys that are not a channel's lease.
+func parseLeaseKey(key string) (store.ChannelRef, bool) {
+	rest, ok := strings.CutPrefix(key, "channel.")
+	if !ok {
+		return store.ChannelRef{}, false
+	}
+	conn, ch, ok := strings.Cut(rest, ".")
+	if !ok {
+		return store.ChannelRef{}, false
+	}
+	enc := base64.RawURLEncoding
+	c, err1 := enc.DecodeString(conn)
+	k, err2 := enc.DecodeString(ch)
+	if err1 != nil || err2 != nil || len(c) == 0 || len(k) == 0 {
+		return store.ChannelRef{}, false
+	}
+	return store.ChannelRef{ConnectionID: string(c), ChannelKey: string(k)}, true
+}
+
+// watchReleases calls released with every channel whose lease an instance released (a
+// worker stopped), until ctx ends, so that another instance takes it over at once rather
+// than at its next lease tick. Expiries are not seen: the tick remains the backstop, and
+// so it is when the watch fails.
+func (l *Leases) watchReleases(ctx context.Context, released func(store.ChannelRef), log *slog.Logger) {
+	w, err := l.kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("watching channel leases: taking over released channels at the next lease tick", "error", err)
+		}
+		return
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || (e.Operation() != jetstream.KeyValueDelete && e.Operation() != jetstream.KeyValuePurge) {
+				continue
+			}
+			if ref, ok := parseLeaseKey(e.Key()); ok {
+				released(ref)
+			}
+		}
+	}
 }
 
 // lease is a held lease: the revision this instance last wrote.

@@ -63,6 +63,9 @@ func TestLeases(t *testing.T) {
 	ctx := t.Context()
 	ref := store.ChannelRef{ConnectionID: "conn 1/ü.*>", ChannelKey: "poll"} // not a valid KV key as it is
 
+	if got, ok := parseLeaseKey(leaseKey(ref)); !ok || got != ref {
+		t.Errorf("parseLeaseKey(leaseKey(%+v)) = %+v, %v", ref, got, ok)
+	}
 	la, err := a.acquire(ctx, ref)
 	if err != nil {
 		t.Fatalf("a acquires: %v", err)
@@ -188,6 +191,7 @@ type instance struct {
 // sharedDeployment is a store, a NATS, a FakeAPI and connection conn_1 of the test connector,
 // for instances to share.
 type sharedDeployment struct {
+	ttl   time.Duration // of the leases
 	store *embedded.Store
 	nats  *bus.Embedded
 	api   *FakeAPI
@@ -206,7 +210,7 @@ func newSharedDeployment(t *testing.T) *sharedDeployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &sharedDeployment{store: st, nats: startNATS(t), api: NewFakeAPI(t), set: set}
+	d := &sharedDeployment{ttl: testLeaseTTL, store: st, nats: startNATS(t), api: NewFakeAPI(t), set: set}
 	ctx := t.Context()
 	if err := st.CreateIntegration(ctx, store.Integration{Key: "shop-prod", ConnectorKey: "shop"}); err != nil {
 		t.Fatal(err)
@@ -225,12 +229,12 @@ func newSharedDeployment(t *testing.T) *sharedDeployment {
 }
 
 // start runs an instance until stop or the end of the test.
-func (d *sharedDeployment) start(t *testing.T, name string) *instance {
+func (d *sharedDeployment) start(t *testing.T, name string, tune ...func(*Config)) *instance {
 	t.Helper()
 	b := connectBus(t, d.nats)
 	in := &instance{name: name, bus: b, pub: &countingBus{Bus: b, ids: map[string]int{}},
 		http: &countingTransport{times: map[string][]time.Time{}}}
-	in.mgr = New(Config{
+	cfg := Config{
 		Store:        d.store,
 		Bus:          in.pub,
 		Connectors:   setCatalog{d.set},
@@ -241,8 +245,12 @@ func (d *sharedDeployment) start(t *testing.T, name string) *instance {
 		MaxBackoff:   200 * time.Millisecond,
 		HealthyAfter: time.Second,
 		ReadTimeout:  time.Second,
-		Leases:       newLeases(t, b, name, testLeaseTTL),
-	})
+		Leases:       newLeases(t, b, name, d.ttl),
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	in.mgr = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -515,5 +523,29 @@ func TestLeaseBucketLost(t *testing.T) {
 	eventually(t, "polling again", func() bool { return a.http.count("/api/orders") >= polls+3 })
 	if _, err := a.bus.JetStream().KeyValue(t.Context(), DefaultLeaseBucket); err != nil {
 		t.Errorf("the bucket was not made again: %v", err)
+	}
+}
+
+// TestReleasedLeaseTakenAtOnce: when an instance stops, the others learn of its released
+// leases from the bucket and take them over at once, long before their lease tick (TTL/2)
+// or resync would.
+func TestReleasedLeaseTakenAtOnce(t *testing.T) {
+	d := newSharedDeployment(t)
+	d.ttl = 10 * time.Second
+	slow := func(c *Config) { c.Resync = time.Minute }
+	d.api.SetListing("/api/orders", map[string]any{"items": []any{}})
+	a := d.start(t, "a", slow)
+	d.subscribe(t, "sub_poll", "poll", "order.changed", a)
+	eventually(t, "a to poll", func() bool { return a.http.count("/api/orders") >= 2 })
+	b := d.start(t, "b", slow)
+	time.Sleep(300 * time.Millisecond) // b's first sync: the channel in standby
+
+	stopped := time.Now()
+	a.stop()
+	eventually(t, "b to take over", func() bool { return b.http.count("/api/orders") >= 1 })
+	if took := time.Since(stopped); took > d.ttl/4 {
+		t.Errorf("b took over %v after a stopped; its lease tick is every %v", took, d.ttl/2)
+	} else {
+		t.Logf("b took over %v after a stopped", took)
 	}
 }

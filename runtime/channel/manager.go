@@ -192,6 +192,17 @@ func (m *Manager) Run(ctx context.Context) error {
 		t := time.NewTicker(m.cfg.Leases.TTL() / 2)
 		defer t.Stop()
 		leaseTick = t.C
+		// A released lease (another instance stopped its worker) is looked at at once.
+		wctx, stop := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			m.cfg.Leases.watchReleases(wctx, func(ref store.ChannelRef) { m.Changed(ref.ConnectionID, ref.ChannelKey) }, m.log)
+		}()
+		defer func() {
+			stop()
+			<-watched
+		}()
 	}
 	// Until the first full sync succeeds (the store may not answer yet), retry sooner than
 	// the resync period.
