@@ -45,6 +45,7 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/catalog"
 	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/delivery"
+	"github.com/switchboard-run/switchboard/runtime/egress"
 	"github.com/switchboard-run/switchboard/runtime/router"
 	"github.com/switchboard-run/switchboard/runtime/store"
 	"github.com/switchboard-run/switchboard/runtime/store/embedded"
@@ -209,7 +210,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.catalog.RegisterMetrics(metrics.Registry); err != nil {
 		return nil, fmt.Errorf("registering the connector catalog's metrics: %w", err)
 	}
-	egress := EgressClient(cfg.AllowPrivateNetworks)
+	outbound := egress.Client(cfg.AllowPrivateNetworks)
 	leases, err := channel.NewLeases(startCtx, s.bus.JetStream(), channel.LeasesConfig{TTL: cfg.ChannelLeaseTTL, Logger: s.log.With("component", "channel")})
 	if err != nil {
 		return nil, err
@@ -218,7 +219,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store:       s.store,
 		Bus:         s.bus,
 		Connectors:  s.catalog,
-		HTTPClient:  egress,
+		HTTPClient:  outbound,
 		Logger:      s.log.With("component", "channel"),
 		Metrics:     channel.NewMetrics(metrics.Registry),
 		Resync:      cfg.ChannelResync,
@@ -236,7 +237,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		IngestRate:  cfg.IngestRate,
 		IngestBurst: cfg.IngestBurst,
 		Script:      sandbox.Limits{Timeout: cfg.ScriptTimeout},
-		HTTPClient:  egress,
+		HTTPClient:  outbound,
 		Channels:    s.channels,
 		Checks: []api.Check{
 			{Name: "store", Ping: s.store.Ping},
