@@ -14,13 +14,20 @@ import (
 // The channel buckets (see store.ChannelStore); their entries go with their connection, in
 // deleteConnection:
 //
-//	channel-ids          channel id -> ChannelRef
-//	connection-channels  connection id \0 channel key -> channel id
-//	channel-cursors      connection id \0 channel key -> cursor
+//	channel-ids            channel id -> ChannelRef
+//	connection-channels    connection id \0 channel key -> channel id
+//	channel-cursors        connection id \0 channel key -> cursor
+//	channel-subscriptions  connection id \0 channel key \0 subscription id -> integration key
+//
+// channel-subscriptions is the channel counterpart of the routes index, written and removed
+// with its subscription (putSubscription, unindex): ListActiveChannels scans it alone, so
+// it costs in proportion to the channel subscriptions, not to all subscriptions. Its keys
+// sort by connection id and then channel key, so the entries of one channel are adjacent.
 const (
-	channelIDs         = "channel-ids"
-	connectionChannels = "connection-channels"
-	channelCursors     = "channel-cursors"
+	channelIDs           = "channel-ids"
+	connectionChannels   = "connection-channels"
+	channelCursors       = "channel-cursors"
+	channelSubscriptions = "channel-subscriptions"
 )
 
 var _ store.ChannelStore = (*Store)(nil)
@@ -113,20 +120,17 @@ func (s *Store) ListChannelSubscriptions(ctx context.Context, connectionID, chan
 	return list, nil
 }
 
-// ListActiveChannels reads every subscription: it runs when a server starts and on the
-// channel supervisor's periodic resync, not per event.
+// ListActiveChannels scans the channel-subscriptions index.
 func (s *Store) ListActiveChannels(ctx context.Context) ([]store.ChannelRef, error) {
 	var list []store.ChannelRef
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		seen := map[store.ChannelRef]bool{}
-		return tx.Bucket([]byte(subscriptions)).ForEach(func(k, v []byte) error {
-			sub, err := decode[store.Subscription](k, v)
-			if err != nil || sub.ChannelKey == "" {
-				return err
+		return tx.Bucket([]byte(channelSubscriptions)).ForEach(func(k, v []byte) error {
+			parts := strings.Split(string(k), "\x00")
+			if len(parts) != 3 {
+				return fmt.Errorf("decoding %q: not connection id, channel key and subscription id", k)
 			}
-			ref := store.ChannelRef{IntegrationKey: sub.IntegrationKey, ConnectionID: sub.ConnectionID, ChannelKey: sub.ChannelKey}
-			if !seen[ref] {
-				seen[ref] = true
+			ref := store.ChannelRef{IntegrationKey: string(v), ConnectionID: parts[0], ChannelKey: parts[1]}
+			if len(list) == 0 || list[len(list)-1] != ref {
 				list = append(list, ref)
 			}
 			return nil
@@ -135,8 +139,31 @@ func (s *Store) ListActiveChannels(ctx context.Context) ([]store.ChannelRef, err
 	if err != nil {
 		return nil, fmt.Errorf("listing active channels: %w", err)
 	}
+	// Already in this order: NUL sorts before every byte a valid key holds.
 	slices.SortFunc(list, compareRefs)
 	return list, nil
+}
+
+// indexChannel adds channel subscription sub to the channel-subscriptions index.
+func indexChannel(tx *bbolt.Tx, sub store.Subscription) error {
+	return tx.Bucket([]byte(channelSubscriptions)).Put(key(sub.ConnectionID, sub.ChannelKey, sub.ID), []byte(sub.IntegrationKey))
+}
+
+// unindexChannel removes channel subscription sub from the channel-subscriptions index.
+func unindexChannel(tx *bbolt.Tx, sub store.Subscription) error {
+	return tx.Bucket([]byte(channelSubscriptions)).Delete(key(sub.ConnectionID, sub.ChannelKey, sub.ID))
+}
+
+// indexChannelSubscriptions fills the channel-subscriptions index from the subscriptions of
+// a file written before it had one: once, when Open migrates the file.
+func indexChannelSubscriptions(tx *bbolt.Tx) error {
+	return tx.Bucket([]byte(subscriptions)).ForEach(func(k, v []byte) error {
+		sub, err := decode[store.Subscription](k, v)
+		if err != nil || sub.ChannelKey == "" {
+			return err
+		}
+		return indexChannel(tx, sub)
+	})
 }
 
 func compareRefs(a, b store.ChannelRef) int {

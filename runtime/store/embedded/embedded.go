@@ -60,12 +60,14 @@ const (
 var bucketNames = [...]string{
 	integrations, connections, subscriptions, tokens, webhookTokens, routes,
 	integrationConnections, connectionSubscriptions, meta,
-	channelIDs, connectionChannels, channelCursors,
+	channelIDs, connectionChannels, channelCursors, channelSubscriptions,
 }
 
 // schemaVersion is kept in the meta bucket so that a later layout can recognise and migrate
-// (or refuse) files written by this one.
-const schemaVersion = "1"
+// (or refuse) files written by this one. Version 2 added the channel-subscriptions index;
+// Open fills it for a version 1 file, and a version 1 switchboard, which would not keep it,
+// refuses the file.
+const schemaVersion = "2"
 
 // lockTimeout bounds the wait for the file lock held by another process.
 const lockTimeout = time.Second
@@ -97,13 +99,19 @@ func Open(path string) (*Store, error) {
 			}
 		}
 		b := tx.Bucket([]byte(meta))
-		switch v := b.Get([]byte("version")); {
-		case v == nil:
+		switch v := string(b.Get([]byte("version"))); v {
+		case schemaVersion:
+			return nil
+		case "":
 			return b.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) != schemaVersion:
+		case "1":
+			if err := indexChannelSubscriptions(tx); err != nil {
+				return fmt.Errorf("migrating from layout version 1: %w", err)
+			}
+			return b.Put([]byte("version"), []byte(schemaVersion))
+		default:
 			return fmt.Errorf("file has layout version %s, this switchboard reads %s", v, schemaVersion)
 		}
-		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -486,10 +494,14 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
-// putSubscription writes sub and its selector index entry.
+// putSubscription writes sub and its index entry: its route in the selector index, or its
+// entry in the channel-subscriptions index.
 func putSubscription(tx *bbolt.Tx, sub store.Subscription) error {
 	if err := put(tx.Bucket([]byte(subscriptions)), key(sub.ID), sub); err != nil {
 		return err
+	}
+	if sub.ChannelKey != "" {
+		return indexChannel(tx, sub)
 	}
 	if sub.GlobalWebhookKey == "" {
 		return nil
@@ -497,8 +509,11 @@ func putSubscription(tx *bbolt.Tx, sub store.Subscription) error {
 	return put(tx.Bucket([]byte(routes)), key(sub.IntegrationKey, sub.GlobalWebhookKey, sub.Selector, sub.ID), store.RouteOf(sub))
 }
 
-// unindex removes sub's selector index entry, if it has one.
+// unindex removes sub's index entry.
 func unindex(tx *bbolt.Tx, sub store.Subscription) error {
+	if sub.ChannelKey != "" {
+		return unindexChannel(tx, sub)
+	}
 	if sub.GlobalWebhookKey == "" {
 		return nil
 	}

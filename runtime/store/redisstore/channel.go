@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -19,7 +20,20 @@ import (
 //
 //	p:{int:K}:connection:<id>:channels   HASH    channel key -> channel id
 //	p:{int:K}:connection:<id>:cursors    HASH    channel key -> cursor
+//	p:{int:K}:active-channels            SET     <connection id>:<channel key>:<subscription id>
 //	p:channel:<channel id>               STRING  ChannelRef JSON
+//
+// The active-channels set is the channel counterpart of the selector index: one member per
+// channel subscription, added and removed by index and unindex in the transaction that
+// writes the subscription, so ListActiveChannels reads one set per integration and costs in
+// proportion to the channel subscriptions, not to the connections. A member names its
+// subscription, not only its channel, so that no write has to read the connection's other
+// subscriptions to know whether the channel stays active: a channel is active while at
+// least one member names it. The three parts pass store.ValidKey, so ':' separates them
+// unambiguously.
+//
+// The set starts empty for channel subscriptions written by versions before it (there was
+// no release with channels before it): updating such a subscription indexes it.
 
 var _ store.ChannelStore = (*Store)(nil)
 
@@ -31,6 +45,13 @@ func (sl slot) connectionCursors(id string) string { return sl.base + ":connecti
 // channelKeys are the keys of connection id's channels, deleted with it.
 func (sl slot) channelKeys(id string) []string {
 	return []string{sl.connectionChannels(id), sl.connectionCursors(id)}
+}
+
+func (sl slot) activeChannels() string { return sl.base + ":active-channels" }
+
+// activeChannel is the member of channel subscription sub in its slot's active-channels set.
+func activeChannel(sub store.Subscription) string {
+	return sub.ConnectionID + ":" + sub.ChannelKey + ":" + sub.ID
 }
 
 func (s *Store) channelPointer(id string) string { return s.prefix + ":channel:" + id }
@@ -121,70 +142,48 @@ func (s *Store) ListChannelSubscriptions(ctx context.Context, connectionID, chan
 	return list, nil
 }
 
-// ListActiveChannels reads every subscription, one integration (one slot) at a time: it
-// runs when a server starts and on the channel supervisor's periodic resync, not per event.
+// ListActiveChannels reads the active-channels set of every listed integration, in one
+// pipeline: one command per integration, however many connections there are.
 func (s *Store) ListActiveChannels(ctx context.Context) ([]store.ChannelRef, error) {
 	integrations, err := s.rdb.SMembers(ctx, s.integrationsKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("listing active channels: %w", err)
 	}
+	integrations = slices.DeleteFunc(integrations, func(ik string) bool { return !store.ValidKey(ik) })
+	if len(integrations) == 0 {
+		return nil, nil
+	}
+	// Each set is in its integration's slot: a cluster client splits the pipeline by node.
+	members := make([]*redis.StringSliceCmd, len(integrations))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ik := range integrations {
+			members[i] = p.SMembers(ctx, s.slot(ik).activeChannels())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing active channels: %w", err)
+	}
 	var list []store.ChannelRef
-	for _, ik := range integrations {
-		if !store.ValidKey(ik) {
-			continue
+	seen := map[store.ChannelRef]bool{}
+	for i, m := range members {
+		for _, member := range m.Val() {
+			connectionID, rest, _ := strings.Cut(member, ":")
+			channelKey, subscriptionID, _ := strings.Cut(rest, ":")
+			if !store.ValidKey(connectionID) || !store.ValidKey(channelKey) || !store.ValidKey(subscriptionID) {
+				continue // not written by this store
+			}
+			ref := store.ChannelRef{IntegrationKey: integrations[i], ConnectionID: connectionID, ChannelKey: channelKey}
+			if !seen[ref] {
+				seen[ref] = true
+				list = append(list, ref)
+			}
 		}
-		refs, err := s.activeChannelsOf(ctx, s.slot(ik))
-		if err != nil {
-			return nil, fmt.Errorf("listing active channels of integration %q: %w", ik, err)
-		}
-		list = append(list, refs...)
 	}
 	slices.SortFunc(list, func(a, b store.ChannelRef) int {
 		return cmp.Or(cmp.Compare(a.ConnectionID, b.ConnectionID), cmp.Compare(a.ChannelKey, b.ChannelKey))
 	})
 	return list, nil
-}
-
-func (s *Store) activeChannelsOf(ctx context.Context, sl slot) ([]store.ChannelRef, error) {
-	connIDs, err := s.rdb.SMembers(ctx, sl.connections()).Result()
-	if err != nil || len(connIDs) == 0 {
-		return nil, err
-	}
-	members := make([]*redis.StringSliceCmd, len(connIDs))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range connIDs {
-			members[i] = p.SMembers(ctx, sl.connectionSubscriptions(id))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var keys []string
-	for _, m := range members {
-		for _, id := range m.Val() {
-			keys = append(keys, sl.subscription(id))
-		}
-	}
-	var refs []store.ChannelRef
-	seen := map[store.ChannelRef]bool{}
-	for chunk := range slices.Chunk(keys, 500) {
-		subs, err := mget[store.Subscription](ctx, s.rdb, chunk)
-		if err != nil {
-			return nil, err
-		}
-		for _, sub := range subs {
-			if sub.ChannelKey == "" {
-				continue
-			}
-			ref := store.ChannelRef{IntegrationKey: sl.integrationKey, ConnectionID: sub.ConnectionID, ChannelKey: sub.ChannelKey}
-			if !seen[ref] {
-				seen[ref] = true
-				refs = append(refs, ref)
-			}
-		}
-	}
-	return refs, nil
 }
 
 func (s *Store) ChannelCursor(ctx context.Context, connectionID, channelKey string) (string, error) {

@@ -15,7 +15,9 @@
 //	p:{int:K}:routes:<webhook>:<selector>      HASH    subscription id -> Route JSON (the selector index)
 //	p:{int:K}:tokens                           HASH    webhook key -> token
 //
-// and the channel keys of channel.go.
+// and the channel keys of channel.go, among them p:{int:K}:active-channels, the index of
+// channel subscriptions that ListActiveChannels reads. That index starts empty for channel
+// subscriptions written by versions before it: they are not listed until updated.
 //
 // Lookups that arrive without an integration key go through small global keys, each alone in
 // its slot:
@@ -324,7 +326,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 			tokens = append(tokens, t)
 		}
 
-		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.ingestDeadLetters(), sl.ingestDeadLetterOrder()}
+		dead := []string{sl.integration(), sl.connections(), sl.tokens(), sl.activeChannels(), sl.ingestDeadLetters(), sl.ingestDeadLetterOrder()}
 		endpointKeys, err := readEndpointKeys(ctx, tx, sl)
 		if err != nil {
 			return err
@@ -752,8 +754,12 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
-// index queues the HSET of sub's selector index entry, if it has one.
+// index queues the writes of sub's index entry: its route in the selector index, or its
+// member of the active-channels set.
 func index(ctx context.Context, p redis.Pipeliner, sl slot, sub store.Subscription) error {
+	if sub.ChannelKey != "" {
+		p.SAdd(ctx, sl.activeChannels(), activeChannel(sub))
+	}
 	if sub.GlobalWebhookKey == "" {
 		return nil
 	}
@@ -765,8 +771,11 @@ func index(ctx context.Context, p redis.Pipeliner, sl slot, sub store.Subscripti
 	return nil
 }
 
-// unindex queues the HDEL of sub's selector index entry, if it has one.
+// unindex queues the removal of sub's index entry.
 func unindex(ctx context.Context, p redis.Pipeliner, sl slot, sub store.Subscription) {
+	if sub.ChannelKey != "" {
+		p.SRem(ctx, sl.activeChannels(), activeChannel(sub))
+	}
 	if sub.GlobalWebhookKey != "" {
 		p.HDel(ctx, sl.routes(sub.GlobalWebhookKey, sub.Selector), sub.ID)
 	}

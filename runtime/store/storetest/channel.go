@@ -30,6 +30,7 @@ func RunChannels(t *testing.T, open func(t *testing.T) ChannelStore) {
 		{"ChannelIDsGoWithTheirConnection", testChannelIDsDeleted},
 		{"ChannelSubscriptions", testChannelSubscriptions},
 		{"ActiveChannels", testActiveChannels},
+		{"ActiveChannelsAmongManyConnections", testActiveChannelsAmongMany},
 		{"ChannelCursors", testChannelCursors},
 	}
 	for _, tt := range tests {
@@ -260,21 +261,27 @@ func testChannelSubscriptions(t *testing.T, s ChannelStore) {
 	assertSame(t, "ListChannelSubscriptions after a delete", got, []store.Subscription{created2})
 }
 
+// assertActiveChannels checks ListActiveChannels against want, in its order.
+func assertActiveChannels(t testing.TB, s store.ChannelSubscriptions, what string, want ...store.ChannelRef) {
+	t.Helper()
+	got, err := s.ListActiveChannels(t.Context())
+	if err != nil {
+		t.Fatalf("ListActiveChannels %s: %v", what, err)
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ListActiveChannels %s\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
 func testActiveChannels(t *testing.T, s ChannelStore) {
 	ctx := t.Context()
 	f := seed(t, s)
 	assertActive := func(what string, want ...store.ChannelRef) {
 		t.Helper()
-		got, err := s.ListActiveChannels(ctx)
-		if err != nil {
-			t.Fatalf("ListActiveChannels %s: %v", what, err)
-		}
-		if len(got) == 0 && len(want) == 0 {
-			return
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("ListActiveChannels %s\n got %+v\nwant %+v", what, got, want)
-		}
+		assertActiveChannels(t, s, what, want...)
 	}
 	assertActive("with global-webhook subscriptions only")
 
@@ -307,6 +314,76 @@ func testActiveChannels(t *testing.T, s ChannelStore) {
 		t.Fatal(err)
 	}
 	assertActive("after deleting an integration")
+}
+
+// testActiveChannelsAmongMany: with many connections that have only global-webhook
+// subscriptions, the few channels with subscriptions are listed, and follow their
+// subscriptions through updates and deletes.
+func testActiveChannelsAmongMany(t *testing.T, s ChannelStore) {
+	ctx := t.Context()
+	f := seed(t, s)
+	const connections = 200
+	conns := make([]store.Connection, connections)
+	for i := range conns {
+		conns[i] = connection(fmt.Sprintf("bulk_%03d", i), "slack", fmt.Sprintf("cust_%d", i))
+		mustCreateConnection(t, s, conns[i])
+		mustCreateSubscription(t, s, subscription(fmt.Sprintf("bulk_sub_%03d", i), conns[i], "events", fmt.Sprintf("team_id:T%d", i)))
+	}
+	assertActiveChannels(t, s, "with global-webhook subscriptions only")
+
+	c7, c42, c150 := conns[7], conns[42], conns[150]
+	moving := channelSubscription("ch_moving", c42, "stream", "tick")
+	toGlobal := channelSubscription("ch_to_global", c150, "orders", "order.created")
+	for _, sub := range []store.Subscription{
+		channelSubscription("ch_7a", c7, "orders", "order.created"),
+		channelSubscription("ch_7b", c7, "orders", "order.updated"),
+		channelSubscription("ch_42", c42, "orders", "order.created"),
+		moving,
+		toGlobal,
+		channelSubscription("ch_other", f.otherConn, "orders", "order.created"),
+	} {
+		mustCreateSubscription(t, s, sub)
+	}
+	ref := func(c store.Connection, channelKey string) store.ChannelRef {
+		return store.ChannelRef{IntegrationKey: c.IntegrationKey, ConnectionID: c.ID, ChannelKey: channelKey}
+	}
+	c7Orders, c42Orders, c150Orders, otherOrders := ref(c7, "orders"), ref(c42, "orders"), ref(c150, "orders"), ref(f.otherConn, "orders")
+	assertActiveChannels(t, s, "with a few channel subscriptions",
+		c7Orders, c42Orders, ref(c42, "stream"), c150Orders, otherOrders)
+
+	moving.ChannelKey = "payments"
+	moving.UpdatedAt = updated
+	if err := s.UpdateSubscription(ctx, moving); err != nil {
+		t.Fatalf("UpdateSubscription to another channel: %v", err)
+	}
+	assertActiveChannels(t, s, "after moving a subscription to another channel",
+		c7Orders, c42Orders, ref(c42, "payments"), c150Orders, otherOrders)
+
+	global := subscription(toGlobal.ID, c150, "events", "team_id:T150")
+	if err := s.UpdateSubscription(ctx, global); err != nil {
+		t.Fatalf("UpdateSubscription to a global-webhook subscription: %v", err)
+	}
+	assertActiveChannels(t, s, "after turning a channel's only subscription into a global-webhook one",
+		c7Orders, c42Orders, ref(c42, "payments"), otherOrders)
+
+	if err := s.DeleteSubscription(ctx, "ch_7a"); err != nil {
+		t.Fatal(err)
+	}
+	assertActiveChannels(t, s, "after deleting one of a channel's two subscriptions",
+		c7Orders, c42Orders, ref(c42, "payments"), otherOrders)
+	if err := s.DeleteSubscription(ctx, "ch_7b"); err != nil {
+		t.Fatal(err)
+	}
+	assertActiveChannels(t, s, "after deleting the last subscription of a channel",
+		c42Orders, ref(c42, "payments"), otherOrders)
+
+	if err := s.DeleteConnection(ctx, c42.ID); err != nil {
+		t.Fatal(err)
+	}
+	assertActiveChannels(t, s, "after deleting a connection with two active channels", otherOrders)
+	// A re-created connection of the same id starts with no active channel.
+	mustCreateConnection(t, s, c42)
+	assertActiveChannels(t, s, "after re-creating the connection", otherOrders)
 }
 
 func testChannelCursors(t *testing.T, s ChannelStore) {
