@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchboard-run/switchboard/runtime/store"
@@ -42,6 +45,48 @@ func BenchmarkMatchRoutes(b *testing.B, s store.Store) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkListActiveChannels measures ListActiveChannels on s, an empty store, after
+// seeding it with one integration of 10,000 connections, each with one global-webhook
+// subscription, of which 10 also have a channel subscription: what it costs must follow
+// the 10, not the 10,000.
+func BenchmarkListActiveChannels(b *testing.B, s ChannelStore) {
+	const connections, active = 10_000, 10
+	mustCreateIntegration(b, s, integration("slack"))
+	// Seeded by 16 writers: a Redis store takes round trips, not CPU, per write.
+	var next atomic.Int64
+	errs := make([]error, 16)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			ctx := b.Context()
+			for i := int(next.Add(1) - 1); i < connections && errs[w] == nil; i = int(next.Add(1) - 1) {
+				c := connection(fmt.Sprintf("conn_%05d", i), "slack", fmt.Sprintf("cust_%d", i))
+				if errs[w] = s.CreateConnection(ctx, c); errs[w] != nil {
+					break
+				}
+				errs[w] = s.CreateSubscription(ctx, subscription(fmt.Sprintf("sub_%05d", i), c, "events", fmt.Sprintf("team_id:T%d", i)))
+				if errs[w] == nil && i%(connections/active) == 0 {
+					errs[w] = s.CreateSubscription(ctx, channelSubscription(fmt.Sprintf("ch_%05d", i), c, "orders", "order.created"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatalf("seeding: %v", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := s.ListActiveChannels(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != active {
+			b.Fatalf("ListActiveChannels found %d channels, want %d", len(got), active)
+		}
 	}
 }
 
