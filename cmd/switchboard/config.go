@@ -38,6 +38,8 @@ type serveSettings struct {
 	ingestRate           float64
 	ingestBurst          int
 	dedupTTL             time.Duration
+	deliveryTimeout      time.Duration
+	deliveryRetries      durationList
 	config               string
 }
 
@@ -59,6 +61,8 @@ func (s serveSettings) serverConfig() server.Config {
 		IngestRate:           orNever(s.ingestRate),
 		IngestBurst:          s.ingestBurst,
 		DedupTTL:             s.dedupTTL,
+		DeliveryTimeout:      s.deliveryTimeout,
+		DeliverySchedule:     s.deliveryRetries.durations(),
 	}
 }
 
@@ -74,6 +78,7 @@ func orNever[T time.Duration | float64](v T) T {
 // serveFlags declares the serve flags on fs, with their defaults, writing into s.
 func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	s.maxBody = 1 << 20
+	s.deliveryRetries = defaultDeliveryRetries
 	fs.StringVar(&s.listen, "listen", ":8080", "HTTP address")
 	fs.StringVar(&s.publicURL, "public-url", "http://localhost:8080", "base of the webhook and channel URIs handed out")
 	fs.StringVar(&s.connectors, "connectors", "./connectors", "connectors directory")
@@ -82,13 +87,15 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.StringVar(&s.natsURL, "nats-url", "", "NATS (JetStream) URL to publish to (empty: an in-process NATS server)")
 	fs.StringVar(&s.embeddedNATSListen, "embedded-nats-listen", "", "also expose the in-process NATS on this address, e.g. 127.0.0.1:4222")
 	fs.StringVar(&s.apiToken, "api-token", "", "bearer token required on /v1 routes (empty: none, a warning is logged)")
-	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient reach loopback and private addresses")
+	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient, channels and delivery endpoints reach loopback and private addresses")
 	fs.Var(&s.maxBody, "max-body", "largest request body accepted on ingest routes (1MiB, 512KiB, 1048576)")
 	fs.DurationVar(&s.scriptTimeout, "script-timeout", 5*time.Second, "deadline of one JavaScript call")
 	fs.DurationVar(&s.reloadInterval, "reload-interval", 2*time.Second, "how often the connectors directory is polled for edits, which take effect without a restart (0: no hot reload)")
 	fs.Float64Var(&s.ingestRate, "ingest-rate", 1000, "requests per second each global webhook URL accepts once its burst is spent; over it, 429 (0: no limit)")
 	fs.IntVar(&s.ingestBurst, "ingest-burst", 2000, "requests a global webhook URL may send at once above its ingest rate")
 	fs.DurationVar(&s.dedupTTL, "dedup-ttl", 7*24*time.Hour, "how long a published event's id (or sender's delivery id) is remembered, so that a retry publishes nothing")
+	fs.DurationVar(&s.deliveryTimeout, "delivery-timeout", 15*time.Second, "how long a delivery endpoint has to answer one attempt")
+	fs.Var(&s.deliveryRetries, "delivery-retries", "waits before each delivery attempt, comma separated; their number is the number of attempts before a dead letter")
 	fs.StringVar(&s.config, "config", "", "YAML file with the same settings, keys named like the flags")
 }
 
@@ -271,4 +278,42 @@ func parseByteSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * unit, nil
+}
+
+// defaultDeliveryRetries is SPEC 5's schedule: the first attempt at once, then retries.
+const defaultDeliveryRetries = "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h"
+
+// durationList is a flag.Value for a comma-separated list of durations, such as the delivery
+// retry schedule. It keeps the text (checked when set), so that settings stay comparable.
+type durationList string
+
+func (d *durationList) String() string { return string(*d) }
+
+func (d *durationList) Set(s string) error {
+	if _, err := parseDurations(s); err != nil {
+		return err
+	}
+	*d = durationList(s)
+	return nil
+}
+
+// durations returns the list; Set has checked it.
+func (d durationList) durations() []time.Duration {
+	list, _ := parseDurations(string(d))
+	return list
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var list []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("negative duration %s", d)
+		}
+		list = append(list, d)
+	}
+	return list, nil
 }

@@ -38,7 +38,8 @@ redis-url: redis://config:6379/0
 		{name: "defaults", check: func(t *testing.T, s serveSettings) {
 			want := serveSettings{listen: ":8080", publicURL: "http://localhost:8080", connectors: "./connectors",
 				dataDir: "./data", maxBody: 1 << 20, scriptTimeout: 5 * time.Second,
-				reloadInterval: 2 * time.Second, ingestRate: 1000, ingestBurst: 2000, dedupTTL: 7 * 24 * time.Hour}
+				reloadInterval: 2 * time.Second, ingestRate: 1000, ingestBurst: 2000, dedupTTL: 7 * 24 * time.Hour,
+				deliveryTimeout: 15 * time.Second, deliveryRetries: defaultDeliveryRetries}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
@@ -79,11 +80,13 @@ redis-url: redis://config:6379/0
 			"--redis-url", "redis://r", "--nats-url", "nats://n", "--embedded-nats-listen", "127.0.0.1:4222",
 			"--api-token", "t", "--allow-private-networks", "--max-body", "2MB", "--script-timeout", "1500ms",
 			"--reload-interval", "0", "--ingest-rate", "2.5", "--ingest-burst", "5", "--dedup-ttl", "72h",
+			"--delivery-timeout", "3s", "--delivery-retries", "0s,1s",
 		}, check: func(t *testing.T, s serveSettings) {
 			want := serveSettings{listen: "127.0.0.1:1", publicURL: "https://p", connectors: "c", dataDir: "d",
 				redisURL: "redis://r", natsURL: "nats://n", embeddedNATSListen: "127.0.0.1:4222", apiToken: "t",
 				allowPrivateNetworks: true, maxBody: 2000000, scriptTimeout: 1500 * time.Millisecond,
-				ingestRate: 2.5, ingestBurst: 5, dedupTTL: 72 * time.Hour}
+				ingestRate: 2.5, ingestBurst: 5, dedupTTL: 72 * time.Hour,
+				deliveryTimeout: 3 * time.Second, deliveryRetries: "0s,1s"}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
@@ -94,12 +97,13 @@ redis-url: redis://config:6379/0
 			"SWITCHBOARD_EMBEDDED_NATS_LISTEN": "127.0.0.1:4222", "SWITCHBOARD_API_TOKEN": "t",
 			"SWITCHBOARD_ALLOW_PRIVATE_NETWORKS": "true", "SWITCHBOARD_MAX_BODY": "64KiB", "SWITCHBOARD_SCRIPT_TIMEOUT": "1s",
 			"SWITCHBOARD_RELOAD_INTERVAL": "500ms", "SWITCHBOARD_INGEST_RATE": "0", "SWITCHBOARD_INGEST_BURST": "7",
-			"SWITCHBOARD_DEDUP_TTL": "1h",
+			"SWITCHBOARD_DEDUP_TTL": "1h", "SWITCHBOARD_DELIVERY_TIMEOUT": "4s", "SWITCHBOARD_DELIVERY_RETRIES": "0s",
 		}, check: func(t *testing.T, s serveSettings) {
 			want := serveSettings{listen: "127.0.0.1:1", publicURL: "https://p", connectors: "c", dataDir: "d",
 				redisURL: "redis://r", natsURL: "nats://n", embeddedNATSListen: "127.0.0.1:4222", apiToken: "t",
 				allowPrivateNetworks: true, maxBody: 64 << 10, scriptTimeout: time.Second,
-				reloadInterval: 500 * time.Millisecond, ingestBurst: 7, dedupTTL: time.Hour}
+				reloadInterval: 500 * time.Millisecond, ingestBurst: 7, dedupTTL: time.Hour,
+				deliveryTimeout: 4 * time.Second, deliveryRetries: "0s"}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
