@@ -19,7 +19,7 @@ import (
 // Channels is what the API needs of the channel runtime; *channel.Manager satisfies it.
 type Channels interface {
 	// Receive handles one request to /hooks/{channelId}; see channel.Manager.Receive.
-	Receive(ctx context.Context, channelID string, header http.Header, body []byte) (channel.Receipt, error)
+	Receive(ctx context.Context, channelID string, header http.Header, body []byte, admit func(store.ChannelRef) error) (channel.Receipt, error)
 	// ChannelID returns the id in the URL of a connection's channel, created on first use.
 	ChannelID(ctx context.Context, connectionID, channelKey string) (string, error)
 	// Changed reports that a connection's channel subscriptions changed (channelKey "":
@@ -221,9 +221,22 @@ func (a *API) channelIngest(c echo.Context) error {
 		return invalid("", "reading the request body: %v", err)
 	}
 	ctx := r.Context()
-	rc, err := a.cfg.Channels.Receive(ctx, c.Param("channelId"), r.Header, body)
+	// Each channel URL has its own token bucket, as each global webhook URL does; ':' cannot
+	// appear in a webhook key, so the two kinds of bucket never share a key.
+	admit := func(ref store.ChannelRef) error {
+		if ok, wait := a.limits.allow(ref.IntegrationKey, "channel:"+ref.ConnectionID+":"+ref.ChannelKey, a.cfg.Now()); !ok {
+			e, secs := rateLimited(wait)
+			c.Response().Header().Set("Retry-After", secs)
+			return e
+		}
+		return nil
+	}
+	rc, err := a.cfg.Channels.Receive(ctx, c.Param("channelId"), r.Header, body, admit)
+	var limited *Error
 	switch {
 	case err == nil:
+	case errors.As(err, &limited):
+		return limited
 	case errors.Is(err, channel.ErrUnknownChannel):
 		return notFound("no channel at this URL")
 	case errors.Is(err, channel.ErrMalformed):

@@ -12,18 +12,26 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/router"
+	"github.com/switchboard-run/switchboard/runtime/store"
 )
 
-// fakeChannels answers Receive with a fixed receipt and error.
+// fakeChannels answers Receive with a fixed receipt and error. Like channel.Manager, it
+// admits a request once the id is resolved: to refs[channelID] when the id is listed there.
 type fakeChannels struct {
 	receipt channel.Receipt
 	err     error
+	refs    map[string]store.ChannelRef
 	gotID   string
 	gotBody string
 }
 
-func (f *fakeChannels) Receive(ctx context.Context, channelID string, header http.Header, body []byte) (channel.Receipt, error) {
+func (f *fakeChannels) Receive(ctx context.Context, channelID string, header http.Header, body []byte, admit func(store.ChannelRef) error) (channel.Receipt, error) {
 	f.gotID, f.gotBody = channelID, string(body)
+	if ref, ok := f.refs[channelID]; ok && admit != nil {
+		if err := admit(ref); err != nil {
+			return channel.Receipt{}, err
+		}
+	}
 	return f.receipt, f.err
 }
 
@@ -97,5 +105,40 @@ func TestChannelRoutesNeedChannels(t *testing.T) {
 	a.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/x", strings.NewReader(`{}`)))
 	if rec.Code != 404 {
 		t.Errorf("POST /hooks/x without channels: %d, want 404", rec.Code)
+	}
+}
+
+// TestChannelIngestRateLimit: each channel URL has its own token bucket, like each global
+// webhook URL: a flooded one answers 429 with Retry-After while another keeps answering.
+func TestChannelIngestRateLimit(t *testing.T) {
+	fake := &fakeChannels{
+		receipt: channel.Receipt{ChannelKey: "orders"},
+		refs: map[string]store.ChannelRef{
+			"flooded": {IntegrationKey: "shop", ConnectionID: "conn_1", ChannelKey: "orders"},
+			"other":   {IntegrationKey: "shop", ConnectionID: "conn_2", ChannelKey: "orders"},
+		},
+	}
+	a := New(Config{Channels: fake, IngestRate: 0.5, IngestBurst: 2}) // a token every 2s
+	post := func(id string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/hooks/"+id, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range 2 {
+		if rec := post("flooded"); rec.Code != 200 {
+			t.Fatalf("request %d of the burst: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	rec := post("flooded")
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), `"rate_limited"`) {
+		t.Fatalf("past the burst: %d %s, want 429 rate_limited", rec.Code, rec.Body)
+	}
+	if ra := rec.Header().Get("Retry-After"); ra != "1" && ra != "2" {
+		t.Errorf("Retry-After %q, want 1 or 2 (seconds until a token)", ra)
+	}
+	if rec := post("other"); rec.Code != 200 {
+		t.Fatalf("another connection's channel URL while the first is flooded: %d %s", rec.Code, rec.Body)
 	}
 }

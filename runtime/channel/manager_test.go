@@ -162,7 +162,7 @@ func TestReceiveWebhook(t *testing.T) {
 	}
 	receive := func(body string) Receipt {
 		t.Helper()
-		rc, err := h.mgr.Receive(ctx, id, http.Header{"Content-Type": {"application/json"}}, []byte(body))
+		rc, err := h.mgr.Receive(ctx, id, http.Header{"Content-Type": {"application/json"}}, []byte(body), nil)
 		if err != nil {
 			t.Fatalf("Receive(%s): %v", body, err)
 		}
@@ -205,23 +205,23 @@ func TestReceiveWebhook(t *testing.T) {
 	)
 
 	// Errors.
-	if _, err := h.mgr.Receive(ctx, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", nil, []byte(created)); !errors.Is(err, ErrUnknownChannel) {
+	if _, err := h.mgr.Receive(ctx, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", nil, []byte(created), nil); !errors.Is(err, ErrUnknownChannel) {
 		t.Errorf("unknown id: err = %v, want ErrUnknownChannel", err)
 	}
-	if _, err := h.mgr.Receive(ctx, id, nil, []byte("not json")); !errors.Is(err, ErrMalformed) {
+	if _, err := h.mgr.Receive(ctx, id, nil, []byte("not json"), nil); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a body that is not JSON: err = %v, want ErrMalformed", err)
 	}
 	streamID, err := h.mgr.ChannelID(ctx, "conn_1", "stream")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.mgr.Receive(ctx, streamID, nil, []byte(created)); !errors.Is(err, ErrUnknownChannel) {
+	if _, err := h.mgr.Receive(ctx, streamID, nil, []byte(created), nil); !errors.Is(err, ErrUnknownChannel) {
 		t.Errorf("the id of an sse channel: err = %v, want ErrUnknownChannel", err)
 	}
 	if err := h.store.DeleteConnection(ctx, "conn_1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.mgr.Receive(ctx, id, nil, []byte(created)); !errors.Is(err, ErrUnknownChannel) {
+	if _, err := h.mgr.Receive(ctx, id, nil, []byte(created), nil); !errors.Is(err, ErrUnknownChannel) {
 		t.Errorf("a deleted connection's channel: err = %v, want ErrUnknownChannel", err)
 	}
 }
@@ -258,7 +258,7 @@ func TestReceiveCloudEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, err := h.mgr.Receive(ctx, id, tt.header, []byte(tt.body))
+			rc, err := h.mgr.Receive(ctx, id, tt.header, []byte(tt.body), nil)
 			if err != nil {
 				t.Fatalf("Receive: %v", err)
 			}
@@ -275,7 +275,7 @@ func TestReceiveCloudEvents(t *testing.T) {
 		{http.Header{"Content-Type": {"application/cloudevents+json"}}, `{"specversion":"1.0","type":"x"}`},
 		{http.Header{"Content-Type": {"application/cloudevents+json"}}, `not json`},
 	} {
-		if _, err := h.mgr.Receive(ctx, id, bad.header, []byte(bad.body)); !errors.Is(err, ErrMalformed) {
+		if _, err := h.mgr.Receive(ctx, id, bad.header, []byte(bad.body), nil); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Receive(%s): err = %v, want ErrMalformed", bad.body, err)
 		}
 	}

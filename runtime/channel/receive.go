@@ -28,7 +28,7 @@ type Receipt struct {
 // ErrConnectorMissing, router.ErrInvalidSubjectToken (an event type unfit for a subject),
 // and otherwise the store's or the bus's failure to answer. Unmatched and rejected events
 // are no error: they are in the Receipt, logged and counted.
-func (m *Manager) Receive(ctx context.Context, channelID string, header http.Header, body []byte) (Receipt, error) {
+func (m *Manager) Receive(ctx context.Context, channelID string, header http.Header, body []byte, admit func(store.ChannelRef) error) (Receipt, error) {
 	ref, err := m.cfg.Store.ResolveChannelID(ctx, channelID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Receipt{}, ErrUnknownChannel
@@ -45,6 +45,13 @@ func (m *Manager) Receive(ctx context.Context, channelID string, header http.Hea
 	}
 	ref = t.ref
 	rc := Receipt{IntegrationKey: ref.IntegrationKey, ChannelKey: ref.ChannelKey, Kind: t.channel.Kind}
+	// Admission (the caller's per-URL rate limit) runs only once the id is known to be a
+	// channel's, so that unknown ids, however many, cost the caller nothing to remember.
+	if admit != nil {
+		if err := admit(ref); err != nil {
+			return rc, err
+		}
+	}
 	log := m.log.With("integration", ref.IntegrationKey, "connection", ref.ConnectionID, "channel", ref.ChannelKey, "kind", rc.Kind)
 
 	collect := func(ev Event, err error) error {
