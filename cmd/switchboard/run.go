@@ -146,12 +146,12 @@ func checkCommand(args []string, stdout, stderr io.Writer) error {
 		for _, p := range le.Problems {
 			fmt.Fprintln(stdout, p.String())
 		}
-		return fmt.Errorf("check: %d problems in %s", len(le.Problems), pos[0])
+		return fmt.Errorf("check: %s in %s", plural(len(le.Problems), "problem"), pos[0])
 	}
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	fmt.Fprintf(stdout, "ok: %d connectors\n", n)
+	fmt.Fprintf(stdout, "ok: %s\n", plural(n, "connector"))
 	return nil
 }
 
@@ -297,4 +297,12 @@ func printHandleResult(w io.Writer, res connector.HandleResult) error {
 		return fmt.Errorf("printing the result: %w", err)
 	}
 	return nil
+}
+
+// plural counts n things: "1 connector", "7 connectors".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
