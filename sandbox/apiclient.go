@@ -275,32 +275,11 @@ func apiURL(base *url.URL, p string) (*url.URL, error) {
 	return u, nil
 }
 
-// httpClient is API.Client with its redirects held to the API's host: credentials in
-// headers and query must never reach another one.
+// httpClient is the call's API.HTTPClient, made on the first apiClient request.
 func (c *call) httpClient() *http.Client {
-	if c.api != nil {
-		return c.api.client
+	if c.api == nil {
+		c.api = &apiState{client: c.env.API.HTTPClient()}
 	}
-	base := c.env.API.Client
-	if base == nil {
-		base = &http.Client{}
-	}
-	client := *base
-	host, scheme := c.env.API.BaseURL.Host, c.env.API.BaseURL.Scheme
-	next := base.CheckRedirect
-	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Host != host || (scheme == "https" && req.URL.Scheme != "https") {
-			return fmt.Errorf("refusing a redirect to %s://%s: requests go to %s://%s only", req.URL.Scheme, req.URL.Host, scheme, host)
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-	c.api = &apiState{client: &client}
 	return c.api.client
 }
 

@@ -161,9 +161,7 @@ func (m *Manager) fetch(ctx context.Context, t target) ([]any, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	client := *m.cfg.HTTPClient
-	client.CheckRedirect = sameHost(t)
-	resp, err := client.Do(req)
+	resp, err := t.api.HTTPClient().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("polling: %w", withoutURL(err))
 	}

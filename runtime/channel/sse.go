@@ -327,21 +327,7 @@ func (m *Manager) handleSSEEvent(ctx context.Context, t target, log *slog.Logger
 // idle timeout and ctx bound it) and redirects held to the API's host, since the
 // credentials travel with the request.
 func (m *Manager) streamClient(t target) *http.Client {
-	c := *m.cfg.HTTPClient
+	c := t.api.HTTPClient()
 	c.Timeout = 0
-	c.CheckRedirect = sameHost(t)
-	return &c
-}
-
-func sameHost(t target) func(req *http.Request, via []*http.Request) error {
-	host, scheme := t.api.BaseURL.Host, t.api.BaseURL.Scheme
-	return func(req *http.Request, via []*http.Request) error {
-		if req.URL.Host != host || (scheme == "https" && req.URL.Scheme != "https") {
-			return fmt.Errorf("refusing a redirect to %s://%s: requests go to %s://%s only", req.URL.Scheme, req.URL.Host, scheme, host)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
+	return c
 }
