@@ -216,36 +216,42 @@ func (s *Store) AddAttempt(ctx context.Context, integrationKey string, a store.A
 }
 
 func (s *Store) ListAttempts(ctx context.Context, integrationKey, endpointID string) ([]store.Attempt, error) {
-	list := []store.Attempt{}
-	err := func() error {
-		if !endpointKeys(integrationKey, endpointID) {
-			return store.ErrNotFound
-		}
-		sl := s.slot(integrationKey)
-		var exists *redis.BoolCmd
-		var values *redis.StringSliceCmd
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			exists = p.HExists(ctx, sl.endpoints(), endpointID)
-			values = p.LRange(ctx, sl.attempts(endpointID), 0, -1)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if !exists.Val() {
-			return store.ErrNotFound
-		}
-		for _, v := range values.Val() {
-			a, err := decode[store.Attempt](sl.attempts(endpointID), v, nil)
-			if err != nil {
-				return err
-			}
-			list = append(list, a)
-		}
-		return nil
-	}()
+	sl := s.slot(integrationKey)
+	list, err := listOfEndpoint[store.Attempt](ctx, s, integrationKey, endpointID, sl.attempts(endpointID),
+		func(p redis.Pipeliner, key string) *redis.StringSliceCmd { return p.LRange(ctx, key, 0, -1) })
 	if err != nil {
 		return nil, fmt.Errorf("listing attempts at endpoint %q of integration %q: %w", endpointID, integrationKey, err)
+	}
+	return list, nil
+}
+
+// listOfEndpoint reads the records an endpoint keeps under key (its attempts, its dead
+// letters) together with whether the endpoint exists, in one round trip; ErrNotFound when
+// it does not.
+func listOfEndpoint[T any](ctx context.Context, s *Store, integrationKey, endpointID, key string, read func(p redis.Pipeliner, key string) *redis.StringSliceCmd) ([]T, error) {
+	if !endpointKeys(integrationKey, endpointID) {
+		return nil, store.ErrNotFound
+	}
+	var exists *redis.BoolCmd
+	var values *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.HExists(ctx, s.slot(integrationKey).endpoints(), endpointID)
+		values = read(p, key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !exists.Val() {
+		return nil, store.ErrNotFound
+	}
+	list := make([]T, 0, len(values.Val()))
+	for _, v := range values.Val() {
+		r, err := decode[T](key, v, nil)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, r)
 	}
 	return list, nil
 }
@@ -292,34 +298,9 @@ func (s *Store) PutDeadLetter(ctx context.Context, d store.DeadLetter) error {
 }
 
 func (s *Store) ListDeadLetters(ctx context.Context, integrationKey, endpointID string) ([]store.DeadLetter, error) {
-	list := []store.DeadLetter{}
-	err := func() error {
-		if !endpointKeys(integrationKey, endpointID) {
-			return store.ErrNotFound
-		}
-		sl := s.slot(integrationKey)
-		var exists *redis.BoolCmd
-		var values *redis.StringSliceCmd
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			exists = p.HExists(ctx, sl.endpoints(), endpointID)
-			values = p.HVals(ctx, sl.deadLetters(endpointID))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if !exists.Val() {
-			return store.ErrNotFound
-		}
-		for _, v := range values.Val() {
-			d, err := decode[store.DeadLetter](sl.deadLetters(endpointID), v, nil)
-			if err != nil {
-				return err
-			}
-			list = append(list, d)
-		}
-		return nil
-	}()
+	sl := s.slot(integrationKey)
+	list, err := listOfEndpoint[store.DeadLetter](ctx, s, integrationKey, endpointID, sl.deadLetters(endpointID),
+		func(p redis.Pipeliner, key string) *redis.StringSliceCmd { return p.HVals(ctx, key) })
 	if err != nil {
 		return nil, fmt.Errorf("listing dead letters of endpoint %q of integration %q: %w", endpointID, integrationKey, err)
 	}
