@@ -187,46 +187,34 @@ func (l *loader) connector(dir string) *Connector {
 	c.ParametersSchema = l.compileSchema(file, "parametersSchema", field(root, "parametersSchema"))
 	c.API = l.api(file, root)
 
-	webhookDirs := map[string]string{}
+	webhookDirs, eventDirs, channelDirs := map[string]string{}, map[string]string{}, map[string]string{}
 	for _, wdir := range l.subdirs(dir, "global-webhooks") {
-		w := l.webhook(wdir)
-		if w == nil {
-			continue
+		if w := l.webhook(wdir); w != nil {
+			addUnique(l, c.Webhooks, webhookDirs, "webhook", w.Key, wdir, w)
 		}
-		if prev, dup := webhookDirs[w.Key]; dup {
-			l.add(filepath.Join(wdir, "spec.yml"), 0, fmt.Sprintf("webhook key %q is already used by %s", w.Key, prev))
-			continue
-		}
-		webhookDirs[w.Key] = wdir
-		c.Webhooks[w.Key] = w
 	}
-	eventDirs := map[string]string{}
 	for _, edir := range l.subdirs(dir, "events") {
-		e := l.event(edir, c)
-		if e == nil {
-			continue
+		if e := l.event(edir, c); e != nil {
+			addUnique(l, c.Events, eventDirs, "event", e.Key, edir, e)
 		}
-		if prev, dup := eventDirs[e.Key]; dup {
-			l.add(filepath.Join(edir, "spec.yml"), 0, fmt.Sprintf("event key %q is already used by %s", e.Key, prev))
-			continue
-		}
-		eventDirs[e.Key] = edir
-		c.Events[e.Key] = e
 	}
-	channelDirs := map[string]string{}
 	for _, chdir := range l.subdirs(dir, "channels") {
-		ch := l.channel(chdir, c)
-		if ch == nil {
-			continue
+		if ch := l.channel(chdir, c); ch != nil {
+			addUnique(l, c.Channels, channelDirs, "channel", ch.Key, chdir, ch)
 		}
-		if prev, dup := channelDirs[ch.Key]; dup {
-			l.add(filepath.Join(chdir, "spec.yml"), 0, fmt.Sprintf("channel key %q is already used by %s", ch.Key, prev))
-			continue
-		}
-		channelDirs[ch.Key] = chdir
-		c.Channels[ch.Key] = ch
 	}
 	return c
+}
+
+// addUnique adds v, loaded from dir, under key, unless another directory already has that
+// key: that is a problem reported at dir's spec.yml.
+func addUnique[T any](l *loader, into map[string]T, dirs map[string]string, what, key, dir string, v T) {
+	if prev, dup := dirs[key]; dup {
+		l.add(filepath.Join(dir, "spec.yml"), 0, fmt.Sprintf("%s key %q is already used by %s", what, key, prev))
+		return
+	}
+	dirs[key] = dir
+	into[key] = v
 }
 
 // baseURIPlaceholder is a {root.field} in api.baseUri.
