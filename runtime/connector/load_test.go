@@ -143,6 +143,50 @@ name: B
 			want: []string{`DIR/b/connector.yml: connector key "same" is already used by DIR/a`},
 		},
 		{
+			name: "duplicate webhook, event and channel keys",
+			archive: `
+-- x/connector.yml --
+name: X
+-- x/global-webhooks/a/spec.yml --
+key: hook
+name: A
+methods: { handle: { implementationType: javascript } }
+-- x/global-webhooks/a/handle.js --
+export default () => ({})
+-- x/global-webhooks/b/spec.yml --
+key: hook
+name: B
+methods: { handle: { implementationType: javascript } }
+-- x/global-webhooks/b/handle.js --
+export default () => ({})
+-- x/events/a/spec.yml --
+key: ev
+name: A
+implementationType: global-webhook
+methods: { get-event-selector: { implementationType: mapping, mapping: { globalWebhookKey: hook, globalWebhookEventSelector: s } } }
+-- x/events/b/spec.yml --
+key: ev
+name: B
+implementationType: global-webhook
+methods: { get-event-selector: { implementationType: mapping, mapping: { globalWebhookKey: hook, globalWebhookEventSelector: s } } }
+-- x/channels/a/spec.yml --
+key: ch
+name: A
+kind: webhook
+events: [{ type: t, typePath: $.type, idPath: $.id, payloadPath: $ }]
+-- x/channels/b/spec.yml --
+key: ch
+name: B
+kind: webhook
+events: [{ type: t, typePath: $.type, idPath: $.id, payloadPath: $ }]
+`,
+			want: []string{
+				`DIR/x/global-webhooks/b/spec.yml: webhook key "hook" is already used by DIR/x/global-webhooks/a`,
+				`DIR/x/events/b/spec.yml: event key "ev" is already used by DIR/x/events/a`,
+				`DIR/x/channels/b/spec.yml: channel key "ch" is already used by DIR/x/channels/a`,
+			},
+		},
+		{
 			name: "auth fields",
 			archive: `
 -- x/connector.yml --
