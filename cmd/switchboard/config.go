@@ -30,6 +30,7 @@ type serveSettings struct {
 	redisURL             string
 	natsURL              string
 	embeddedNATSListen   string
+	debugListen          string
 	apiToken             string
 	allowPrivateNetworks bool
 	maxBody              byteSize
@@ -86,6 +87,7 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.StringVar(&s.redisURL, "redis-url", "", "Redis URL for integrations, connections and subscriptions (empty: the embedded store)")
 	fs.StringVar(&s.natsURL, "nats-url", "", "NATS (JetStream) URL to publish to (empty: an in-process NATS server)")
 	fs.StringVar(&s.embeddedNATSListen, "embedded-nats-listen", "", "also expose the in-process NATS on this address, e.g. 127.0.0.1:4222")
+	fs.StringVar(&s.debugListen, "debug-listen", "", "serve Go's pprof profiles under /debug/pprof/ on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it publicly)")
 	fs.StringVar(&s.apiToken, "api-token", "", "bearer token required on /v1 routes (empty: none, a warning is logged)")
 	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient, channels and delivery endpoints reach loopback and private addresses")
 	fs.Var(&s.maxBody, "max-body", "largest request body accepted on ingest routes (1MiB, 512KiB, 1048576)")

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 
 	"github.com/switchboard-run/switchboard/runtime/server"
@@ -35,9 +39,35 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		// set in the environment wins.
 		debug.SetGCPercent(serveGCPercent)
 	}
+	if settings.debugListen != "" {
+		stop, err := serveDebug(settings.debugListen, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// serveDebug serves Go's pprof handlers on addr, apart from the API's listener so that they
+// are never reachable where the API is; the returned func closes it.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

@@ -195,7 +195,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var readyAddr = regexp.MustCompile(`msg="switchboard ready" addr=(\S+)`)
+var (
+	readyAddr = regexp.MustCompile(`msg="switchboard ready" addr=(\S+)`)
+	debugAddr = regexp.MustCompile(`msg="pprof listening" addr=(\S+)`)
+)
 
 // TestServeCommand runs `switchboard serve` in-process on the embedded defaults, reads the
 // bound address from its log, and stops it by cancelling its context.
@@ -204,7 +207,8 @@ func TestServeCommand(t *testing.T) {
 	defer cancel()
 	var stderr lockedBuffer
 	done := make(chan error, 1)
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--connectors", "../../connectors", "--data-dir", t.TempDir()}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--connectors", "../../connectors", "--data-dir", t.TempDir(),
+		"--debug-listen", "127.0.0.1:0"}
 	go func() { done <- run(ctx, args, mapEnv(nil), io.Discard, &stderr) }()
 
 	var addr string
@@ -229,6 +233,21 @@ func TestServeCommand(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
 		t.Errorf("healthz: %d %s", resp.StatusCode, body)
+	}
+	// pprof is served on --debug-listen, and only there.
+	m := debugAddr.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no pprof line in the log:\n%s", stderr.String())
+	}
+	for url, want := range map[string]int{"http://" + m[1] + "/debug/pprof/": 200, "http://" + addr + "/debug/pprof/": 404} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
+		}
 	}
 	if !strings.Contains(stderr.String(), "no API token configured") {
 		t.Errorf("no warning about the missing API token:\n%s", stderr.String())
