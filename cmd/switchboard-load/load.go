@@ -11,7 +11,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,15 @@ type loadConfig struct {
 	JSON          bool
 	Quiet         bool  // no progress lines
 	BackendPIDs   []int // Redis, NATS: their CPU time during each target's slots is counted for it
+}
+
+// shapeOf is the body shape of t's requests: cfg.Shape, with t's own users if it has them.
+func (cfg loadConfig) shapeOf(t target) bodyShape {
+	shape := cfg.Shape
+	if t.Users > 0 {
+		shape.Users = t.Users
+	}
+	return shape
 }
 
 func parseLoadFlags(args []string, stderr io.Writer) (loadConfig, error) {
@@ -69,6 +80,16 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadConfig, error) {
 	fs.StringVar(&cfg.Baseline, "baseline", "", "target the ratios are computed against (default: the first)")
 	fs.IntVar(&cfg.Shape.Size, "body-size", 1024, "approximate request body size, bytes")
 	fs.Int64Var(&cfg.Shape.Users, "users", 1000, "users 0..users-1 have subscriptions (as printed by setup)")
+	usersOf := map[string]int64{}
+	fs.Func("users-of", "name=N: target name's subscribed users are 0..N-1, whatever -users says (repeatable)", func(s string) error {
+		name, v, _ := strings.Cut(s, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if name == "" || err != nil || n <= 0 {
+			return fmt.Errorf("-users-of %q is not name=N with N positive", s)
+		}
+		usersOf[name] = n
+		return nil
+	})
 	fs.Float64Var(&cfg.Shape.Match, "match", 0.5, "fraction of requests from a user with subscriptions")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON instead of tables")
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "no progress lines on stderr")
@@ -100,6 +121,13 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadConfig, error) {
 			return loadConfig{}, fmt.Errorf("two targets named %q", t.Name)
 		}
 		seen[t.Name] = true
+	}
+	for name, n := range usersOf {
+		i := slices.IndexFunc(cfg.Targets, func(t target) bool { return t.Name == name })
+		if i < 0 {
+			return loadConfig{}, fmt.Errorf("-users-of %s=%d: no target is named %q", name, n, name)
+		}
+		cfg.Targets[i].Users = n
 	}
 	if pid != 0 {
 		if len(cfg.Targets) != 1 || cfg.Targets[0].PID != 0 {
@@ -277,7 +305,7 @@ func closedLoop(ctx context.Context, cfg loadConfig, t target, c *http.Client, s
 		deadline = start.Add(sl.Duration)
 	}
 	return fanOut(cfg.Concurrency, func(s *stats) {
-		bodies := newBodyMaker(cfg.Shape, seed.Add(1))
+		bodies := newBodyMaker(cfg.shapeOf(t), seed.Add(1))
 		for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) && remaining.Add(-1) >= 0 {
 			body, matched := bodies.next()
 			if matched {
@@ -330,7 +358,7 @@ func openLoop(ctx context.Context, cfg loadConfig, t target, c *http.Client, sl 
 		}
 	}()
 	return fanOut(cfg.Concurrency, func(s *stats) {
-		bodies := newBodyMaker(cfg.Shape, seed.Add(1))
+		bodies := newBodyMaker(cfg.shapeOf(t), seed.Add(1))
 		for at := range queue {
 			if ctx.Err() != nil || time.Now().After(giveUp) {
 				s.Dropped++

@@ -35,7 +35,8 @@
 // it is closed loop: -concurrency workers send back to back. Each target runs -n requests
 // and/or for -duration in total, split into rounds of at most -round-duration run A, B, A,
 // B, ... so that a machine's drifting state affects every target alike; -warmup first runs
-// each target unmeasured.
+// each target unmeasured. -users-of name=N gives one target its own subscribed users, so
+// that one interleaved run compares two stores set up with different -subscriptions.
 //
 //	switchboard-load -rate 5000 -duration 60s -round-duration 10s -warmup 10s -users 1000000 \
 //	    -backend-pid $(pgrep -x redis-server) -backend-pid $(pgrep -x nats-server) \

@@ -32,6 +32,7 @@ type summary struct {
 	Errors        map[string]int64 `json:"errors,omitempty"`
 	FirstError    string           `json:"firstError,omitempty"`
 	// Server figures, from /proc; zero without a pid.
+	Users                 int64   `json:"users,omitempty"` // the target's own -users-of
 	ServerCPUPerReqMicros float64 `json:"serverCpuPerRequestMicros,omitempty"`
 	ServerCores           float64 `json:"serverCores,omitempty"`
 	ServerPeakRSSBytes    int64   `json:"serverPeakRssBytes,omitempty"`
@@ -49,6 +50,7 @@ func summarize(t target, s *stats) summary {
 		Name:          t.Name,
 		URL:           t.URL,
 		PID:           t.PID,
+		Users:         t.Users,
 		Requests:      s.Sent,
 		OK:            s.ok(),
 		Matched:       s.Matched,
@@ -109,7 +111,17 @@ func writeReport(w io.Writer, cfg loadConfig, results []*stats) {
 	if cfg.Rate > 0 {
 		mode = fmt.Sprintf("open loop, %g requests/s per target, at most %d in flight; latency from each request's due time", cfg.Rate, cfg.Concurrency)
 	}
-	fmt.Fprintf(w, "%s; bodies ~%d bytes, %.0f%% from %d subscribed users\n\n", mode, cfg.Shape.Size, 100*cfg.Shape.Match, cfg.Shape.Users)
+	users := strconv.FormatInt(cfg.Shape.Users, 10)
+	var own []string
+	for _, t := range cfg.Targets {
+		if t.Users > 0 {
+			own = append(own, fmt.Sprintf("%s: %d", t.Name, t.Users))
+		}
+	}
+	if len(own) > 0 {
+		users += " (" + strings.Join(own, ", ") + ")"
+	}
+	fmt.Fprintf(w, "%s; bodies ~%d bytes, %.0f%% from %s subscribed users\n\n", mode, cfg.Shape.Size, 100*cfg.Shape.Match, users)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\trequests\t2xx/s\tp50\tp90\tp99\tp99.9\tmax\tsrv cpu/req\tsrv cores\tsrv peak rss\tbackend cpu/req\tclient cpu/req\tstatuses\terrors\t")

@@ -24,6 +24,7 @@ type webhookServer struct {
 	got     atomic.Int64
 	matched atomic.Int64
 	bad     atomic.Int64 // bodies that were not the expected JSON
+	maxUser atomic.Int64
 	onHit   func()
 }
 
@@ -42,6 +43,11 @@ func (s *webhookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.bad.Add(1)
 	}
 	time.Sleep(s.delay)
+	for body.FromUserID != nil {
+		if m := s.maxUser.Load(); *body.FromUserID <= m || s.maxUser.CompareAndSwap(m, *body.FromUserID) {
+			break
+		}
+	}
 	if body.FromUserID != nil && *body.FromUserID < s.users {
 		s.matched.Add(1)
 		w.WriteHeader(http.StatusCreated)
@@ -128,6 +134,35 @@ func TestRunInterleaves(t *testing.T) {
 	for _, s := range res.Targets {
 		if s.Requests != 60 {
 			t.Errorf("%s: %d requests, want 60", s.Name, s.Requests)
+		}
+	}
+}
+
+// TestRunUsersOf: -users-of gives one target its own subscribed users, so that one
+// interleaved run compares 10 subscriptions with 1,000 and each target's matched requests
+// name users it has.
+func TestRunUsersOf(t *testing.T) {
+	small := &webhookServer{users: 10}
+	a := httptest.NewServer(small)
+	defer a.Close()
+	big := &webhookServer{users: 1000}
+	b := httptest.NewServer(big)
+	defer b.Close()
+
+	res := runJSON(t, "-n", "400", "-concurrency", "2", "-users", "10", "-users-of", "big=1000", "-match", "1",
+		"small="+a.URL, "big="+b.URL)
+	if small.matched.Load() != 400 || big.matched.Load() != 400 {
+		t.Errorf("matched %d and %d of 400: every user must be a subscribed one of its own target", small.matched.Load(), big.matched.Load())
+	}
+	if big.maxUser.Load() < 10 {
+		t.Errorf("big's highest user is %d: it got small's users", big.maxUser.Load())
+	}
+	if res.Targets[1].Users != 1000 || res.Targets[0].Users != 0 {
+		t.Errorf("users in the results: %d, %d", res.Targets[0].Users, res.Targets[1].Users)
+	}
+	for _, args := range [][]string{{"-users-of", "nobody=5", "a=" + a.URL}, {"-users-of", "a=0", "a=" + a.URL}} {
+		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-users-of") {
+			t.Errorf("%v: error %v, want one naming -users-of", args, err)
 		}
 	}
 }

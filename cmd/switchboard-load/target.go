@@ -70,6 +70,9 @@ type target struct {
 	Name string
 	URL  string
 	PID  int // 0: unknown, no /proc figures
+	// Users, when positive, replaces -users for this target (-users-of), so that one
+	// interleaved run can compare, say, 1,000 subscriptions with 1,000,000.
+	Users int64
 }
 
 // parseTarget reads name=URL@PID, name=URL or URL. The PID is taken from after the last

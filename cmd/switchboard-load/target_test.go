@@ -71,11 +71,11 @@ func TestParseTarget(t *testing.T) {
 		want target
 		err  string
 	}{
-		{in: "sb=http://127.0.0.1:8080/webhooks/tok@1234", want: target{"sb", "http://127.0.0.1:8080/webhooks/tok", 1234}},
-		{in: "go=http://127.0.0.1:8081/x", want: target{"go", "http://127.0.0.1:8081/x", 0}},
-		{in: "http://127.0.0.1:8081/x@77", want: target{"127.0.0.1:8081", "http://127.0.0.1:8081/x", 77}},
-		{in: "http://localhost:8081/a?b=c", want: target{"localhost:8081", "http://localhost:8081/a?b=c", 0}},
-		{in: "u=http://me:pw@127.0.0.1/@9", want: target{"u", "http://me:pw@127.0.0.1/", 9}},
+		{in: "sb=http://127.0.0.1:8080/webhooks/tok@1234", want: target{Name: "sb", URL: "http://127.0.0.1:8080/webhooks/tok", PID: 1234}},
+		{in: "go=http://127.0.0.1:8081/x", want: target{Name: "go", URL: "http://127.0.0.1:8081/x", PID: 0}},
+		{in: "http://127.0.0.1:8081/x@77", want: target{Name: "127.0.0.1:8081", URL: "http://127.0.0.1:8081/x", PID: 77}},
+		{in: "http://localhost:8081/a?b=c", want: target{Name: "localhost:8081", URL: "http://localhost:8081/a?b=c", PID: 0}},
+		{in: "u=http://me:pw@127.0.0.1/@9", want: target{Name: "u", URL: "http://me:pw@127.0.0.1/", PID: 9}},
 		{in: "x=http://10.0.0.1/@1", err: "not a loopback"},
 		{in: "x=ftp://127.0.0.1/", err: "not http"},
 		{in: "x=http://127.0.0.1/@0", err: "not positive"},
