@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,14 @@ import (
 //
 // Entries are kept up to CacheConfig.MaxEntries per kind; beyond it an arbitrary entry is
 // evicted for each new one.
+//
+// A selector's routes are cached only when it is looked up a second time while the first
+// lookup is still remembered by a small admission filter (the "doorkeeper" of TinyLFU):
+// traffic spread over millions of selectors, each seen once in a long while, would
+// otherwise fill the cache with entries that are never read again, costing memory and
+// garbage collection for no hit. Each new selector entry also drops up to two dead ones
+// (expired or invalidated) found at a random place, so that the cache shrinks back to what
+// is still being read.
 
 // Invalidator carries cache invalidations to the other processes sharing the Redis.
 // *nats.Conn satisfies it (a core NATS publish on InvalidationSubject).
@@ -67,7 +76,14 @@ type cache struct {
 	tokens       map[string]tokenEntry
 	records      map[string]recordEntry
 	routes       map[routeKey]routesEntry
+
+	seed maphash.Seed
+	door []atomic.Uint64 // admission filter: the hash of a selector seen once, per slot
 }
+
+// doorSlots is the size of the admission filter (512 KiB). A selector is admitted when it
+// comes back before about this many other first lookups overwrite its slot.
+const doorSlots = 1 << 16
 
 type entryStamp struct {
 	seq     uint64
@@ -106,6 +122,8 @@ func (s *Store) EnableCache(inv Invalidator, cfg CacheConfig) {
 		tokens:       map[string]tokenEntry{},
 		records:      map[string]recordEntry{},
 		routes:       map[routeKey]routesEntry{},
+		seed:         maphash.MakeSeed(),
+		door:         make([]atomic.Uint64, doorSlots),
 	}
 }
 
@@ -269,15 +287,51 @@ func (c *cache) lookupRoutes(integrationKey, webhookKey string, selectors []stri
 	return missing
 }
 
+// putRoutes caches the routes of the selectors the admission filter lets in.
 func (c *cache) putRoutes(integrationKey, webhookKey string, selectors []string, matched map[string][]store.Route, st entryStamp) {
+	keys := make([]routeKey, 0, len(selectors))
+	for _, sel := range selectors {
+		if k := (routeKey{integrationKey, webhookKey, sel}); c.admit(k) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.valid(integrationKey, st) {
 		return
 	}
-	for _, sel := range selectors {
+	for _, k := range keys {
+		c.sweepRoutes()
 		makeRoom(c.routes, c.maxEntries)
-		c.routes[routeKey{integrationKey, webhookKey, sel}] = routesEntry{st, slices.Clone(matched[sel])}
+		c.routes[k] = routesEntry{st, slices.Clone(matched[k.selector])}
+	}
+}
+
+// admit tells whether k was looked up recently, remembering it for next time if not.
+func (c *cache) admit(k routeKey) bool {
+	h := maphash.Comparable(c.seed, k) | 1 // never 0, an empty slot
+	slot := &c.door[h%doorSlots]
+	if slot.Load() == h {
+		return true
+	}
+	slot.Store(h)
+	return false
+}
+
+// sweepRoutes drops the dead among the (at most) two selector entries at a random place;
+// c.mu is held.
+func (c *cache) sweepRoutes() {
+	n := 0
+	for k, e := range c.routes {
+		if !c.valid(k.integration, e.entryStamp) {
+			delete(c.routes, k)
+		}
+		if n++; n == 2 {
+			return
+		}
 	}
 }
 

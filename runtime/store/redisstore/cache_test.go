@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,7 +79,7 @@ func TestCacheInvalidatedAcrossProcesses(t *testing.T) {
 	}
 	match := func(t *testing.T, want int) {
 		t.Helper()
-		for range 2 { // the second read is answered by the cache
+		for range 3 { // the third read is answered by the cache (see admit)
 			m, err := b.MatchRoutes(ctx, "int", "wh", []string{"user:1"})
 			if err != nil {
 				t.Fatal(err)
@@ -210,5 +212,85 @@ func TestCacheReadRacingInvalidation(t *testing.T) {
 	s.cache.putIntegration(store.Integration{Key: "int"}, st)
 	if _, ok := s.cache.lookupIntegration("int"); ok {
 		t.Fatal("the value read before the invalidation was cached")
+	}
+}
+
+// A selector's routes are cached from its second lookup on, not its first: shown by a
+// writer that changes Redis without invalidating, which only a cached answer hides.
+func TestCacheAdmitsSelectorsSeenTwice(t *testing.T) {
+	url := testRedisURL()
+	prefix := randomPrefix(t)
+	b := (&relay{}).open(t, url, prefix)
+	writer := openTestStoreAt(t, url, prefix)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	if err := writer.CreateIntegration(ctx, store.Integration{Key: "int", ConnectorKey: "example", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.CreateConnection(ctx, store.Connection{ID: "conn", IntegrationKey: "int", CustomerID: "cust", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	sub := store.Subscription{ID: "sub", ConnectionID: "conn", EventKey: "ev", Status: "subscribed",
+		GlobalWebhookKey: "wh", Selector: "user:1", CreatedAt: now, UpdatedAt: now}
+	routes := func() int {
+		t.Helper()
+		m, err := b.MatchRoutes(ctx, "int", "wh", []string{"user:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m["user:1"])
+	}
+	if err := writer.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes(); got != 1 { // first sighting: read, not cached
+		t.Fatalf("first lookup: %d routes, want 1", got)
+	}
+	if err := writer.DeleteSubscription(ctx, "sub"); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes(); got != 0 { // second sighting: read from Redis, and cached
+		t.Fatalf("second lookup after an uninvalidated delete: %d routes, want 0 (the first must not be cached)", got)
+	}
+	if err := writer.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes(); got != 0 {
+		t.Fatalf("third lookup: %d routes, want the cached 0 (the second must be cached)", got)
+	}
+}
+
+// Selector entries that died (expired here) are swept as new ones come in, so that the cache
+// does not stay full of entries nobody reads.
+func TestCacheSweepsDeadRoutes(t *testing.T) {
+	s := &Store{}
+	s.EnableCache(&relay{}, CacheConfig{MaxAge: time.Minute})
+	c := s.cache
+	clock := time.Now()
+	c.now = func() time.Time { return clock }
+	put := func(sel string) {
+		st, _ := c.stamp()
+		for range 2 { // admitted on its second sighting
+			c.putRoutes("int", "wh", []string{sel}, map[string][]store.Route{}, st)
+		}
+	}
+	for i := range 1000 {
+		put("old:" + strconv.Itoa(i))
+	}
+	if len(c.routes) != 1000 {
+		t.Fatalf("%d entries after 1000 puts", len(c.routes))
+	}
+	clock = clock.Add(2 * time.Minute) // every old entry has expired
+	for i := range 1000 {
+		put("new:" + strconv.Itoa(i))
+	}
+	old := 0
+	for k := range c.routes {
+		if strings.HasPrefix(k.selector, "old:") {
+			old++
+		}
+	}
+	if old > 400 {
+		t.Fatalf("%d of 1000 expired entries left after 1000 new ones: the sweep does not keep up", old)
 	}
 }

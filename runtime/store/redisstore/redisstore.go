@@ -78,6 +78,7 @@ type Store struct {
 	prefix string
 	owned  bool   // Open made rdb, so Close closes it
 	cache  *cache // nil: every read goes to Redis (see EnableCache)
+	batch  *batcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,7 +93,7 @@ func New(client redis.UniversalClient, prefix string) *Store {
 	if strings.ContainsAny(prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: key prefix %q holds a hash tag brace", prefix))
 	}
-	return &Store{rdb: client, prefix: prefix}
+	return &Store{rdb: client, prefix: prefix, batch: &batcher{rdb: client}}
 }
 
 // Open connects to the Redis at url and checks that it answers. The URL is either
@@ -781,8 +782,9 @@ func unindex(ctx context.Context, p redis.Pipeliner, sl slot, sub store.Subscrip
 	}
 }
 
-// MatchRoutes reads the index hashes of all selectors in one pipeline; they are in one
-// slot, so on a cluster too it is one round trip to one node.
+// MatchRoutes reads the index hashes of all selectors in one pipeline, shared with the
+// lookups of concurrent requests (batch.go); one request's keys are in one slot, so on a
+// cluster too they take one round trip to one node.
 func (s *Store) MatchRoutes(ctx context.Context, integrationKey, webhookKey string, selectors []string) (map[string][]store.Route, error) {
 	matched := make(map[string][]store.Route, len(selectors))
 	if !store.ValidKey(integrationKey) || !store.ValidKey(webhookKey) {
@@ -794,20 +796,17 @@ func (s *Store) MatchRoutes(ctx context.Context, integrationKey, webhookKey stri
 	}
 	st, cacheable := s.cache.stamp()
 	sl := s.slot(integrationKey)
-	cmds := make(map[string]*redis.StringSliceCmd, len(selectors))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, sel := range selectors {
-			if _, ok := cmds[sel]; !ok {
-				cmds[sel] = p.HVals(ctx, sl.routes(webhookKey, sel))
-			}
-		}
-		return nil
-	})
+	selectors = slices.Compact(slices.Sorted(slices.Values(selectors)))
+	keys := make([]string, len(selectors))
+	for i, sel := range selectors {
+		keys[i] = sl.routes(webhookKey, sel)
+	}
+	vals, err := s.batch.hvals(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("matching routes of webhook %q of integration %q: %w", webhookKey, integrationKey, err)
 	}
-	for sel, cmd := range cmds {
-		values := cmd.Val()
+	for i, sel := range selectors {
+		values := vals[i]
 		if len(values) == 0 {
 			continue
 		}
