@@ -56,6 +56,12 @@ type call struct {
 	done        chan struct{} // closed when the call returns; late completions are dropped
 
 	api *apiState // made on the first apiClient request
+
+	// rawRoots are the objects the JSON in the call's argument became, with their JSON:
+	// one still unchanged when the result is exported is exported as that JSON
+	// (convert.go). They are recorded while recordRaw is set, as the argument converts.
+	rawRoots  []rawRoot
+	recordRaw bool
 }
 
 var (
@@ -290,7 +296,9 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 			return nil, in.scriptError(c.ctx, err)
 		}
 	}
+	c.recordRaw = true
 	argv, err := in.toValue(arg)
+	c.recordRaw = false
 	if err != nil {
 		return nil, fmt.Errorf("converting argument: %w", err)
 	}
@@ -319,7 +327,7 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 			}
 		}
 	}
-	if result, err = in.export(ret); err != nil {
+	if result, err = in.exportResult(ret); err != nil {
 		return nil, in.scriptError(c.ctx, err)
 	}
 	return result, nil

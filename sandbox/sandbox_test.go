@@ -613,8 +613,12 @@ func TestArgumentRawJSON(t *testing.T) {
 		"\"bad utf-8 \xff\xfe\"", `"lone \ud800 surrogate"`, `{}`, `[]`, `[[[]]]`, `{"":{"":""}}`,
 		`{"dup":1,"dup":2}`, `0`, `null`, `true`,
 	}
+	// A copy made in JavaScript: data itself, unchanged, would be exported as its JSON.
+	const copyData = `const copy = v => Array.isArray(v) ? v.map(copy) :
+		v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, e]) => [k, copy(e)])) : v
+		export default ({ data }) => [copy(data)]`
 	for _, doc := range valid {
-		got, err := callOnPool(t, "export default ({ data }) => [data]", Config{}, map[string]any{"data": json.RawMessage(doc)})
+		got, err := callOnPool(t, copyData, Config{}, map[string]any{"data": json.RawMessage(doc)})
 		if err != nil {
 			t.Errorf("%q: %v", doc, err)
 			continue
@@ -636,5 +640,65 @@ func TestArgumentRawJSON(t *testing.T) {
 		if _, err := callOnPool(t, "export default ({ data }) => data", Config{}, map[string]any{"data": json.RawMessage(doc)}); err == nil {
 			t.Errorf("%q: no error", doc)
 		}
+	}
+}
+
+// An object made of the argument's JSON and returned unchanged inside the result is
+// exported as that JSON, byte for byte (so a payload is published as received); changed in
+// any way that shows in JSON, it is exported as values.
+func TestResultReusesUnchangedJSON(t *testing.T) {
+	const body = "{\"b\": 1, \"a\": {\"n\": 12345678901234567890, \"s\": \"h\\u00e9\"}, \"list\": [1, {\"x\": null}], \"t\": true}\n"
+	tests := []struct {
+		name, change string
+		raw          bool
+	}{
+		{"unchanged", ``, true},
+		{"read only", `if (data.a.n < 1 || data.list.length !== 2) throw new Error('wrong values')`, true},
+		{"same value assigned", `data.b = 1; data.list[1].x = null`, true},
+		{"key added", `data.c = 1`, false},
+		{"key deleted", `delete data.t`, false},
+		{"key re-added at the end", `const b = data.b; delete data.b; data.b = b`, false},
+		{"nested value", `data.a.s = 'other'`, false},
+		{"array pushed", `data.list.push(2)`, false},
+		{"array element", `data.list[0] = 2`, false},
+		{"array emptied", `data.list.length = 0`, false},
+		{"number to string", `data.b = '1'`, false},
+		{"toJSON", `Object.defineProperty(data, 'toJSON', { value: () => 'x' })`, false},
+		{"hidden key", `Object.defineProperty(data, 'b', { enumerable: false })`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "export default ({ data }) => { " + tt.change + "; return { events: [{ payload: data }] } }"
+			got, err := callOnPool(t, src, Config{}, map[string]any{"data": json.RawMessage(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := got.(map[string]any)["events"].([]any)[0].(map[string]any)["payload"]
+			raw, isRaw := payload.(json.RawMessage)
+			if isRaw != tt.raw {
+				t.Fatalf("payload %#v: raw %v, want %v", payload, isRaw, tt.raw)
+			}
+			if isRaw && string(raw) != body {
+				t.Fatalf("raw payload %q, want the body %q", raw, body)
+			}
+		})
+	}
+	// JSON whose keys JavaScript orders or merges differently is never reused, nor is an
+	// argument returned as the whole result.
+	for _, doc := range []string{`{"b":1,"1":2}`, `{"a":1,"a":2}`} {
+		got, err := callOnPool(t, "export default ({ data }) => [data]", Config{}, map[string]any{"data": json.RawMessage(doc)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, isRaw := got.([]any)[0].(json.RawMessage); isRaw {
+			t.Errorf("%s: exported as its JSON", doc)
+		}
+	}
+	got, err := callOnPool(t, "export default ({ data }) => data", Config{}, map[string]any{"data": json.RawMessage(`{"a":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.(map[string]any); !ok {
+		t.Errorf("a result that is the argument itself: %#v, want a map", got)
 	}
 }
