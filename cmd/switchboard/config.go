@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -31,6 +32,7 @@ type serveSettings struct {
 	natsURL              string
 	embeddedNATSListen   string
 	debugListen          string
+	logLevel             logLevel
 	apiToken             string
 	allowPrivateNetworks bool
 	maxBody              byteSize
@@ -88,6 +90,7 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.StringVar(&s.natsURL, "nats-url", "", "NATS (JetStream) URL to publish to (empty: an in-process NATS server)")
 	fs.StringVar(&s.embeddedNATSListen, "embedded-nats-listen", "", "also expose the in-process NATS on this address, e.g. 127.0.0.1:4222")
 	fs.StringVar(&s.debugListen, "debug-listen", "", "serve Go's pprof profiles under /debug/pprof/ on this address, e.g. 127.0.0.1:6060 (empty: off; never expose it publicly)")
+	fs.Var(&s.logLevel, "log-level", "least severe log level written: debug, info, warn or error (default info; debug adds a line per successful ingest request)")
 	fs.StringVar(&s.apiToken, "api-token", "", "bearer token required on /v1 routes (empty: none, a warning is logged)")
 	fs.BoolVar(&s.allowPrivateNetworks, "allow-private-networks", false, "let apiClient, channels and delivery endpoints reach loopback and private addresses")
 	fs.Var(&s.maxBody, "max-body", "largest request body accepted on ingest routes (1MiB, 512KiB, 1048576)")
@@ -280,6 +283,28 @@ func parseByteSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * unit, nil
+}
+
+// logLevel is a flag.Value for the log's level: debug, info, warn or error. Its zero value is
+// info.
+type logLevel slog.Level
+
+func (l *logLevel) String() string { return strings.ToLower(slog.Level(*l).String()) }
+
+func (l *logLevel) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		*l = logLevel(slog.LevelDebug)
+	case "info":
+		*l = logLevel(slog.LevelInfo)
+	case "warn":
+		*l = logLevel(slog.LevelWarn)
+	case "error":
+		*l = logLevel(slog.LevelError)
+	default:
+		return fmt.Errorf("log-level %q: want debug, info, warn or error", s)
+	}
+	return nil
 }
 
 // defaultDeliveryRetries is SPEC 5's schedule: the first attempt at once, then retries.

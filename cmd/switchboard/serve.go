@@ -20,8 +20,8 @@ const serveGCPercent = 300
 
 // serveCommand runs the server until ctx ends (main cancels it on SIGINT and SIGTERM), then
 // shuts it down in order. Settings come from flags, SWITCHBOARD_* variables and the
-// --config file (see parseServeSettings); the log goes to stderr as text, and its first
-// line after start-up, "switchboard ready", tells the bound address.
+// --config file (see parseServeSettings); the log goes to stderr as text, from --log-level
+// up, and its first line after start-up, "switchboard ready", tells the bound address.
 func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	settings, err := parseServeSettings(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -31,7 +31,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return usagef("serve: %v", err)
 	}
 	cfg := settings.serverConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.Level(settings.logLevel)}))
 	if getenv("GOGC") == "" {
 		// Every ingest request allocates tens of kilobytes that die with it, and the
 		// live heap is small: collecting at 4x rather than 2x the live heap cut the

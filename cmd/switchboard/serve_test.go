@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ max-body: 512KiB
 allow-private-networks: true
 script-timeout: 2s
 redis-url: redis://config:6379/0
+log-level: error
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ redis-url: redis://config:6379/0
 			want := serveSettings{listen: ":8080", publicURL: "http://localhost:8080", connectors: "./connectors",
 				dataDir: "./data", maxBody: 1 << 20, scriptTimeout: 5 * time.Second,
 				reloadInterval: 2 * time.Second, ingestRate: 1000, ingestBurst: 2000, dedupTTL: 7 * 24 * time.Hour,
-				deliveryTimeout: 15 * time.Second, deliveryRetries: defaultDeliveryRetries}
+				deliveryTimeout: 15 * time.Second, deliveryRetries: defaultDeliveryRetries, logLevel: logLevel(slog.LevelInfo)}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
@@ -51,6 +53,14 @@ redis-url: redis://config:6379/0
 			}
 			if s.connectors != "./connectors" {
 				t.Errorf("unset key: connectors = %q, want the default", s.connectors)
+			}
+			if s.logLevel != logLevel(slog.LevelError) {
+				t.Errorf("log-level = %v, want error", &s.logLevel)
+			}
+		}},
+		{name: "log level, any case", args: []string{"--log-level=DEBUG"}, check: func(t *testing.T, s serveSettings) {
+			if s.logLevel != logLevel(slog.LevelDebug) || s.logLevel.String() != "debug" {
+				t.Errorf("log-level = %v, want debug", &s.logLevel)
 			}
 		}},
 		{name: "config file named by the environment", env: map[string]string{"SWITCHBOARD_CONFIG": configFile}, check: func(t *testing.T, s serveSettings) {
@@ -80,13 +90,13 @@ redis-url: redis://config:6379/0
 			"--redis-url", "redis://r", "--nats-url", "nats://n", "--embedded-nats-listen", "127.0.0.1:4222",
 			"--api-token", "t", "--allow-private-networks", "--max-body", "2MB", "--script-timeout", "1500ms",
 			"--reload-interval", "0", "--ingest-rate", "2.5", "--ingest-burst", "5", "--dedup-ttl", "72h",
-			"--delivery-timeout", "3s", "--delivery-retries", "0s,1s",
+			"--delivery-timeout", "3s", "--delivery-retries", "0s,1s", "--log-level", "debug",
 		}, check: func(t *testing.T, s serveSettings) {
 			want := serveSettings{listen: "127.0.0.1:1", publicURL: "https://p", connectors: "c", dataDir: "d",
 				redisURL: "redis://r", natsURL: "nats://n", embeddedNATSListen: "127.0.0.1:4222", apiToken: "t",
 				allowPrivateNetworks: true, maxBody: 2000000, scriptTimeout: 1500 * time.Millisecond,
 				ingestRate: 2.5, ingestBurst: 5, dedupTTL: 72 * time.Hour,
-				deliveryTimeout: 3 * time.Second, deliveryRetries: "0s,1s"}
+				deliveryTimeout: 3 * time.Second, deliveryRetries: "0s,1s", logLevel: logLevel(slog.LevelDebug)}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
@@ -98,12 +108,13 @@ redis-url: redis://config:6379/0
 			"SWITCHBOARD_ALLOW_PRIVATE_NETWORKS": "true", "SWITCHBOARD_MAX_BODY": "64KiB", "SWITCHBOARD_SCRIPT_TIMEOUT": "1s",
 			"SWITCHBOARD_RELOAD_INTERVAL": "500ms", "SWITCHBOARD_INGEST_RATE": "0", "SWITCHBOARD_INGEST_BURST": "7",
 			"SWITCHBOARD_DEDUP_TTL": "1h", "SWITCHBOARD_DELIVERY_TIMEOUT": "4s", "SWITCHBOARD_DELIVERY_RETRIES": "0s",
+			"SWITCHBOARD_LOG_LEVEL": "warn",
 		}, check: func(t *testing.T, s serveSettings) {
 			want := serveSettings{listen: "127.0.0.1:1", publicURL: "https://p", connectors: "c", dataDir: "d",
 				redisURL: "redis://r", natsURL: "nats://n", embeddedNATSListen: "127.0.0.1:4222", apiToken: "t",
 				allowPrivateNetworks: true, maxBody: 64 << 10, scriptTimeout: time.Second,
 				reloadInterval: 500 * time.Millisecond, ingestBurst: 7, dedupTTL: time.Hour,
-				deliveryTimeout: 4 * time.Second, deliveryRetries: "0s"}
+				deliveryTimeout: 4 * time.Second, deliveryRetries: "0s", logLevel: logLevel(slog.LevelWarn)}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
 			}
@@ -145,6 +156,9 @@ func TestServeSettingsErrors(t *testing.T) {
 		{name: "zero size", args: []string{"--max-body", "0"}, want: "must be positive"},
 		{name: "positional argument", args: []string{"extra"}, want: "serve takes no arguments"},
 		{name: "unknown flag", args: []string{"--listen-addr", ":1"}, want: "flag provided but not defined"},
+		{name: "bad log level flag", args: []string{"--log-level", "verbose"}, want: `log-level "verbose": want debug, info, warn or error`},
+		{name: "bad log level in environment", env: map[string]string{"SWITCHBOARD_LOG_LEVEL": "trace"}, want: `SWITCHBOARD_LOG_LEVEL: log-level "trace"`},
+		{name: "bad log level in config", args: []string{"--config", write("level.yml", "log-level: loud\n")}, want: `level.yml:1: log-level`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,14 +215,15 @@ var (
 )
 
 // TestServeCommand runs `switchboard serve` in-process on the embedded defaults, reads the
-// bound address from its log, and stops it by cancelling its context.
+// bound address from its log (written at --log-level debug), and stops it by cancelling its
+// context.
 func TestServeCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var stderr lockedBuffer
 	done := make(chan error, 1)
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--connectors", "../../connectors", "--data-dir", t.TempDir(),
-		"--debug-listen", "127.0.0.1:0"}
+		"--debug-listen", "127.0.0.1:0", "--log-level", "debug"}
 	go func() { done <- run(ctx, args, mapEnv(nil), io.Discard, &stderr) }()
 
 	var addr string
@@ -248,6 +263,10 @@ func TestServeCommand(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
 		}
+	}
+	// --log-level debug reaches the logger: the probe's success is a debug line.
+	if !regexp.MustCompile(`level=DEBUG msg=request .*path=/healthz status=200 `).MatchString(stderr.String()) {
+		t.Errorf("no debug request line for /healthz with --log-level debug:\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "no API token configured") {
 		t.Errorf("no warning about the missing API token:\n%s", stderr.String())

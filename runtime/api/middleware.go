@@ -60,9 +60,20 @@ func bearer(h string) (string, bool) {
 	return token, token != ""
 }
 
-// logRequests writes one log line per request. The path of an ingest request holds its
-// token, so ingest lines show the route and the integration and webhook keys instead; query
-// strings are never logged, since senders put secrets there too.
+// isIngest tells the routes external apps send webhooks to: the global webhook route and
+// the channel routes. Like probes, their successes are logged at debug level: at firehose
+// rates the line would cost more CPU than the request, and the metrics count them anyway
+// (channels: their events).
+func isIngest(route string) bool {
+	return route == ingestRoute || strings.HasPrefix(route, "/hooks/")
+}
+
+// logRequests writes one log line per request: at debug level for the successes (status
+// below 400) of probes and ingest routes, at warn level for 5xx, else at info level. The
+// level is checked first, so that a line the logger would drop costs no attributes. The path
+// of an ingest request holds its token, so ingest lines show the route and the integration
+// and webhook keys instead; query strings are never logged, since senders put secrets there
+// too.
 func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -71,19 +82,23 @@ func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err) // writes the reply, so the status below is the one sent
 		}
 		status := c.Response().Status
+		level := slog.LevelInfo
+		switch {
+		case status >= 500:
+			level = slog.LevelWarn
+		case status < 400 && (isProbe(c.Path()) || isIngest(c.Path())):
+			level = slog.LevelDebug // probes: polled every few seconds; ingest: the firehose
+		}
+		ctx := c.Request().Context()
+		if !a.log.Enabled(ctx, level) {
+			return nil
+		}
 		attrs := routeAttrs(c, status, "")
 		attrs = append(attrs, slog.Duration("duration", time.Since(start)))
 		if code, ok := c.Get(ctxErrorCode).(string); ok {
 			attrs = append(attrs, slog.String("error", code))
 		}
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelWarn
-		case isProbe(c.Path()) && status < 400:
-			level = slog.LevelDebug // polled every few seconds by orchestrators and scrapers
-		}
-		a.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		a.log.LogAttrs(ctx, level, "request", attrs...)
 		return nil
 	}
 }
