@@ -19,7 +19,8 @@ import (
 //
 //   - the global object holds exactly allowedGlobals, each one non-writable and
 //     non-configurable, and the global object is frozen: no global can be added, replaced
-//     or deleted;
+//     or deleted. It is not goja's global object but a new one isolate puts in its place
+//     (see isolate): goja's stays reachable from Go alone;
 //   - every object reachable from the globals — through own properties (values, getters
 //     and setters) and prototypes — is frozen, and so are the intrinsics reachable only
 //     through syntax or instances (iterator and generator prototypes, %ThrowTypeError%);
@@ -28,15 +29,19 @@ import (
 //     the property on the receiver, so freezing the prototype does not break
 //     `this.name = 'MyError'` (the "override mistake"; SES's enablements do the same).
 //
-// Freezing an intrinsic makes goja materialise it (goja builds built-in methods lazily),
-// which costs memory on every pooled runtime: about 380 KB for all of them. Intrinsics a
+// Freezing an intrinsic makes goja materialise it (goja builds globals and built-in
+// methods lazily), which costs memory on every pooled runtime: an idle pooled runtime
+// holds about 340 KB, against 160 KB for one whose intrinsics stay writable, and about
+// 660 KB once every family below is frozen too (BenchmarkIdleRuntime). Intrinsics a
 // script can reach without naming a global — Object, Function, Array, String, Number,
 // Boolean, Symbol, BigInt, Promise, RegExp, the errors, JSON, Reflect — are frozen when the
 // runtime is made. The others (Math, Date, Map and Set, Proxy, the binary types and the
 // whole script library) sit behind a getter on the global object that, on first access,
-// prepares and freezes that family before handing it out; a family a script never names
-// costs nothing. Every path to such an intrinsic goes through its global (or through a
-// family frozen with it), so no script ever holds a reference to an unfrozen one.
+// builds, prepares and freezes that family before handing it out; a family a script never
+// names is never built. Every path to such an intrinsic goes through its global (or
+// through a family frozen with it), so no script ever holds a reference to an unfrozen
+// one. The getter takes the family's originals from goja's own global object, which no
+// script can reach: what it reads there is what goja built, whatever scripts did before.
 //
 // State a script keeps in its own module scope (top-level let and const) is not touched:
 // it lives as long as the runtime, within one pool, which is one integration's webhook.
@@ -47,9 +52,9 @@ import (
 // (Script.CallOnce) gets the same allow-listed, frozen global object, but its intrinsics
 // stay writable: nothing done to them outlives the call, and freezing costs ~7 ms.
 
-// allowedGlobals is every global a script sees; anything else on the global object after
-// setup is deleted (goja's GoError, for one). It is the ECMAScript built-ins goja provides
-// and the script library.
+// allowedGlobals is every global a script sees, in the order isolate defines them; no
+// other global of goja's reaches the script's global object (goja's GoError, for one). It
+// is the ECMAScript built-ins goja provides and the script library.
 var allowedGlobals = []string{
 	// Values and functions.
 	"globalThis", "Infinity", "NaN", "undefined", "eval", "isFinite", "isNaN", "parseFloat",
@@ -100,7 +105,6 @@ const hardenSource = `(function () {
 const freeze = Object.freeze, isFrozen = Object.isFrozen, getPrototypeOf = Object.getPrototypeOf
 const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor, defineProperty = Object.defineProperty
 const ownKeys = Reflect.ownKeys, TypeErrorCtor = TypeError, StringCtor = String
-const MapCtor = Map, SetCtor = Set
 
 function harden(roots) {
   const todo = []
@@ -170,8 +174,10 @@ function coreRoots() {
   ]
 }
 
+// The originals are passed in, from goja's own global object: reading them here, when the
+// runtime is made, would build Map and Set on every runtime.
 const hidden = {
-  Map: function () { return [getPrototypeOf(new MapCtor().entries()), getPrototypeOf(new SetCtor().values())] },
+  Map: function (MapCtor, SetCtor) { return [getPrototypeOf(new MapCtor().entries()), getPrototypeOf(new SetCtor().values())] },
 }
 
 function freezeGlobal() { freeze(globalThis) }
@@ -298,35 +304,47 @@ func (in *instance) buildFamily(f *family) {
 }
 
 // isolate makes the runtime's global scope what hardening describes. It runs on a fresh
-// runtime after the hardener, the console and the library getters are in place; lazy maps
-// each lazily frozen global to its family.
+// runtime after the hardener, the console and the guards are in place; lazy maps each
+// lazily frozen global to its family.
+//
+// goja's global object is not the one scripts see: isolate makes a new, ordinary object
+// holding exactly allowedGlobals and makes it the runtime's global object. goja creates
+// its globals lazily, on first access to the property, and any change to the property
+// (deleting it, redefining it, listing the global object's keys) creates it first; a new
+// global object leaves every global nobody names unbuilt. The core globals are copied
+// from goja's (and so built now: they are frozen now); a lazily frozen family's getter
+// reads its originals from goja's global object on first access. That object is
+// unreachable from JavaScript once replaced: globalThis, a sloppy function's this and
+// (0, eval)('this') are all the new one, and nothing goja builds refers to the old one. A
+// global goja may add in a later version is simply never copied.
 func (in *instance) isolate(lazy map[string]*family) error {
 	vm := in.vm
-	global := vm.GlobalObject()
-	for _, name := range global.GetOwnPropertyNames() {
-		if !slices.Contains(allowedGlobals, name) {
-			if err := global.Delete(name); err != nil {
-				return fmt.Errorf("deleting global %s: %w", name, err)
-			}
-		}
-	}
-	for _, sym := range global.Symbols() {
-		if err := global.DeleteSymbol(sym); err != nil {
-			return fmt.Errorf("deleting global %s: %w", sym, err)
-		}
-	}
+	builtins := vm.GlobalObject()
+	global := vm.NewObject()
 	for _, name := range allowedGlobals {
 		var err error
 		if f, ok := lazy[name]; ok {
 			err = global.DefineAccessorProperty(name, vm.ToValue(in.lazyGlobal(f, name)), nil, goja.FLAG_FALSE, goja.FLAG_FALSE)
 		} else {
-			// Node's globals are not enumerable; none of these is, once pinned.
-			err = global.DefineDataProperty(name, global.Get(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
+			v := builtins.Get(name)
+			if name == "globalThis" {
+				v = global
+			}
+			if v == nil {
+				return fmt.Errorf("global %s is missing", name)
+			}
+			// Node's globals are not enumerable; none of these is.
+			err = global.DefineDataProperty(name, v, goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE)
 		}
 		if err != nil {
 			return fmt.Errorf("pinning global %s: %w", name, err)
 		}
 	}
+	// Node's global object and goja's have Symbol.toStringTag ("global"), not writable.
+	if err := global.DefineDataPropertySymbol(goja.SymToStringTag, builtins.GetSymbol(goja.SymToStringTag), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+		return fmt.Errorf("pinning Symbol.toStringTag: %w", err)
+	}
+	vm.SetGlobalObject(global)
 	if !in.frozen {
 		// A runtime that serves one call keeps its intrinsics writable: nothing it
 		// changes outlives the call. Its global scope is still fixed.

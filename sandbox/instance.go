@@ -108,15 +108,17 @@ func newInstance(s *Script, logger *slog.Logger, limits Limits, frozen bool) (in
 		return nil, fmt.Errorf("preparing runtime: %w", err)
 	}
 
+	// goja's global object, which isolate replaces: the lazily frozen families read their
+	// originals from it on first access (reading one builds it), where no script reaches.
+	gojaGlobals := vm.GlobalObject()
 	lazy := map[string]*family{}
 	builtins := func(names []string, prepare func(values map[string]goja.Value) ([]goja.Value, error)) {
-		// The originals are read now, before isolate puts getters in their place.
-		originals := map[string]goja.Value{}
-		for _, n := range names {
-			originals[n] = vm.Get(n)
-		}
 		f := &family{names: names}
 		f.prepare = func(define func(string, goja.Value)) ([]goja.Value, error) {
+			originals := map[string]goja.Value{}
+			for _, n := range names {
+				originals[n] = gojaGlobals.Get(n)
+			}
 			var extra []goja.Value
 			if prepare != nil {
 				var err error
@@ -136,19 +138,19 @@ func newInstance(s *Script, logger *slog.Logger, limits Limits, frozen bool) (in
 	builtins(familyMath, nil)
 	builtins(familyDate, nil)
 	builtins(familyProxy, nil)
-	builtins(familyCollections, func(map[string]goja.Value) ([]goja.Value, error) {
+	builtins(familyCollections, func(originals map[string]goja.Value) ([]goja.Value, error) {
 		hidden, ok := goja.AssertFunction(in.hardener.hidden.Get("Map"))
 		if !ok {
 			return nil, errors.New("no hidden roots for Map")
 		}
-		roots, err := hidden(goja.Undefined())
+		roots, err := hidden(goja.Undefined(), originals["Map"], originals["Set"])
 		return []goja.Value{roots}, err
 	})
-	binary := map[string]goja.Value{}
-	for _, n := range familyBinary {
-		binary[n] = vm.Get(n)
-	}
 	in.library = &family{names: familyLibrary, prepare: func(define func(string, goja.Value)) ([]goja.Value, error) {
+		binary := map[string]goja.Value{}
+		for _, n := range familyBinary {
+			binary[n] = gojaGlobals.Get(n)
+		}
 		// The binary types first: the library's build reads them through their globals.
 		if err := in.guardBinary(binary); err != nil {
 			return nil, err

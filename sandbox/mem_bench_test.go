@@ -8,11 +8,13 @@ import (
 // BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime: the live heap
 // after making 200 runtimes, over 200. "frozen" is a pool's runtime with the module
 // loaded, "after-call" the same once it has served a call (which touched the library), and
-// "unfrozen" a runtime with writable intrinsics (CallOnce's).
+// "every-family" the same once its script has named every lazily frozen global (what
+// freezing everything costs), and "unfrozen" a runtime with writable intrinsics
+// (CallOnce's).
 func BenchmarkIdleRuntime(b *testing.B) {
 	s := mustCompile(b, benchHandle)
 	arg := benchArg(b)
-	for _, mode := range []string{"frozen", "after-call", "unfrozen"} {
+	for _, mode := range []string{"frozen", "after-call", "every-family", "unfrozen"} {
 		b.Run(mode, func(b *testing.B) {
 			const n = 200
 			var before, after runtime.MemStats
@@ -29,6 +31,11 @@ func BenchmarkIdleRuntime(b *testing.B) {
 				}
 				if mode == "after-call" {
 					if _, _, err := in.run(b.Context(), arg, Env{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if mode == "every-family" {
+					if _, err := in.vm.RunString("Math; Date; Map; Proxy; Buffer"); err != nil {
 						b.Fatal(err)
 					}
 				}
