@@ -90,6 +90,20 @@ func TestMatchRoutesWhenRedisIsSilent(t *testing.T) {
 	if _, err := s.MatchRoutes(ctx, "int", "wh", []string{"user:1"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the caller's deadline", err)
 	}
+	// A caller that gives up while the first pipeline hangs is not sent afterwards.
+	gone, cancelGone := context.WithCancel(t.Context())
+	cancelGone()
+	if _, err := s.MatchRoutes(gone, "int", "wh", []string{"user:2"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the caller's cancellation", err)
+	}
+	for idle := false; !idle; time.Sleep(10 * time.Millisecond) {
+		s.batch.mu.Lock()
+		idle = s.batch.running == 0
+		s.batch.mu.Unlock()
+	}
+	if n := s.batch.pipelines.Load(); n != 1 {
+		t.Errorf("%d pipelines sent, want 1: the abandoned lookup was sent", n)
+	}
 	if _, err := s.MatchRoutes(t.Context(), "int", "wh", []string{"user:1"}); err == nil {
 		t.Fatal("a lookup against a silent Redis succeeded")
 	}
