@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"maps"
 	"testing"
 )
 
@@ -58,7 +59,9 @@ func checkBenchResult(b *testing.B, result any, err error) {
 }
 
 // BenchmarkCallPooled measures a handle call on a pooled runtime: "pool" is what Pool.Call
-// does; "unfrozen" reuses a runtime whose intrinsics are not frozen, and "no-watchdog" a
+// does with data as decoded Go values; "pool-body" the same with data as the body's JSON,
+// as the ingest path passes it (connector.HandleInput), returned unchanged as the payload;
+// "unfrozen" reuses a runtime whose intrinsics are not frozen, and "no-watchdog" a
 // pool with the memory watchdog off (MaxMemory < 0), to show what isolation and the
 // watchdog cost per call.
 func BenchmarkCallPooled(b *testing.B) {
@@ -69,6 +72,16 @@ func BenchmarkCallPooled(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			result, err := p.Call(b.Context(), arg, Env{})
+			checkBenchResult(b, result, err)
+		}
+	})
+	b.Run("pool-body", func(b *testing.B) {
+		p := NewPool(s, Config{})
+		bodyArg := maps.Clone(arg)
+		bodyArg["data"] = json.RawMessage(webhookBody)
+		b.ReportAllocs()
+		for b.Loop() {
+			result, err := p.Call(b.Context(), bodyArg, Env{})
 			checkBenchResult(b, result, err)
 		}
 	})

@@ -57,11 +57,7 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		}
 		return vm.ToValue(f), nil
 	case json.RawMessage:
-		jv, err := in.fromJSON(v)
-		if obj, ok := jv.(*goja.Object); ok && err == nil && in.call != nil && in.call.recordRaw {
-			in.call.rawRoots = append(in.call.rawRoots, rawRoot{obj, v})
-		}
-		return jv, err
+		return in.lazyJSON(v, in.call != nil && in.call.inArgument)
 	case map[string]any:
 		obj := vm.NewObject()
 		for _, k := range slices.Sorted(maps.Keys(v)) {
@@ -409,10 +405,10 @@ func (in *instance) export(v goja.Value) (result any, err error) {
 	return result, err
 }
 
-// exportResult is export for a call's result: an object or array below its top that is
-// one of the call's JSON arguments, unchanged (see unchanged), becomes that JSON as it was
-// received, a json.RawMessage, rather than Go maps that would be encoded again: a handle
-// returning {events: [{selector, payload: data}]} publishes the body's own bytes.
+// exportResult is export for a call's result: an object or array below its top that came
+// from JSON in the call's argument and is unchanged (lazyjson.go) becomes that JSON as it
+// was received, a json.RawMessage, rather than Go maps that would be encoded again: a
+// handle returning {events: [{selector, payload: data}]} publishes the body's own bytes.
 func (in *instance) exportResult(v goja.Value) (result any, err error) {
 	x := exporter{in: in, limit: in.limits.maxResultBytes(), raw: true}
 	if ex := in.vm.Try(func() { result, err = x.value(v, 0) }); ex != nil {
@@ -421,10 +417,12 @@ func (in *instance) exportResult(v goja.Value) (result any, err error) {
 	return result, err
 }
 
-// rawRoot is an object fromJSON made of an argument's JSON.
-type rawRoot struct {
-	obj  *goja.Object
-	data json.RawMessage
+// orUndefined is v, or undefined for a property that is not there.
+func orUndefined(v goja.Value) goja.Value {
+	if v == nil {
+		return goja.Undefined()
+	}
+	return v
 }
 
 type exporter struct {
@@ -495,14 +493,12 @@ func (x *exporter) valueOmit(v goja.Value, depth int) (result any, omit bool, er
 	if depth > maxDepth {
 		return nil, false, errTooDeep
 	}
-	if x.raw && depth > 0 && x.in.call != nil {
-		for _, r := range x.in.call.rawRoots {
-			if r.obj == obj && x.in.unchanged(obj, r.data) {
-				if err := x.grow(len(r.data)); err != nil {
-					return nil, false, err
-				}
-				return r.data, false, nil
+	if x.raw && depth > 0 {
+		if raw, ok := unchangedJSON(obj); ok && goja.IsUndefined(orUndefined(obj.Get("toJSON"))) {
+			if err := x.grow(len(raw)); err != nil {
+				return nil, false, err
 			}
+			return raw, false, nil
 		}
 	}
 	switch obj.ClassName() {
@@ -588,113 +584,4 @@ func marshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// unchanged tells whether v is still exactly what fromJSON made of data, so that export
-// would give what data says: the same own enumerable keys in the same order, the same
-// values, no toJSON. Anything it cannot be sure of (a duplicate or integer-like key, which
-// JavaScript orders differently, a number JSON cannot hold) answers false, and the value
-// is exported the usual way.
-func (in *instance) unchanged(v goja.Value, data []byte) bool {
-	d := jsonDecoder{in: in, data: data}
-	same := d.same(v, 0)
-	d.skipSpace()
-	return same && d.pos == len(d.data)
-}
-
-// same compares v with the JSON value at d.pos, consuming it.
-func (d *jsonDecoder) same(v goja.Value, depth int) bool {
-	d.skipSpace()
-	if depth > maxDepth || d.pos >= len(d.data) || v == nil {
-		return false
-	}
-	switch c := d.data[d.pos]; {
-	case c == '{':
-		obj, ok := v.(*goja.Object)
-		if !ok || obj.ClassName() != "Object" {
-			return false
-		}
-		if tj := obj.Get("toJSON"); tj != nil && !goja.IsUndefined(tj) {
-			return false
-		}
-		keys := obj.Keys()
-		d.pos++
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			return len(keys) == 0
-		}
-		for n := 0; ; n++ {
-			d.skipSpace()
-			key, err := d.str()
-			if err != nil || n >= len(keys) || keys[n] != key {
-				return false
-			}
-			d.skipSpace()
-			if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-				return false
-			}
-			d.pos++
-			if !d.same(obj.Get(key), depth+1) {
-				return false
-			}
-			if done, err := d.next('}'); err != nil {
-				return false
-			} else if done {
-				return n+1 == len(keys)
-			}
-		}
-	case c == '[':
-		obj, ok := v.(*goja.Object)
-		if !ok || obj.ClassName() != "Array" {
-			return false
-		}
-		n := obj.Get("length").ToInteger()
-		d.pos++
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == ']' {
-			d.pos++
-			return n == 0
-		}
-		for i := int64(0); ; i++ {
-			if i >= n || !d.same(obj.Get(strconv.FormatInt(i, 10)), depth+1) {
-				return false
-			}
-			if done, err := d.next(']'); err != nil {
-				return false
-			} else if done {
-				return i+1 == n
-			}
-		}
-	case c == '"':
-		s, err := d.str()
-		if err != nil {
-			return false
-		}
-		got, ok := v.Export().(string)
-		return ok && got == s
-	case c == 't':
-		return d.literal("true") == nil && v.Export() == true
-	case c == 'f':
-		return d.literal("false") == nil && v.Export() == false
-	case c == 'n':
-		return d.literal("null") == nil && goja.IsNull(v)
-	case c == '-' || ('0' <= c && c <= '9'):
-		num, err := d.number()
-		if err != nil {
-			return false
-		}
-		f := num.ToFloat()
-		if math.IsInf(f, 0) {
-			return false // export makes it null
-		}
-		switch e := v.Export().(type) {
-		case int64:
-			return float64(e) == f
-		case float64:
-			return e == f
-		}
-		return false
-	}
-	return false
 }

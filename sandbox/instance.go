@@ -57,11 +57,9 @@ type call struct {
 
 	api *apiState // made on the first apiClient request
 
-	// rawRoots are the objects the JSON in the call's argument became, with their JSON:
-	// one still unchanged when the result is exported is exported as that JSON
-	// (convert.go). They are recorded while recordRaw is set, as the argument converts.
-	rawRoots  []rawRoot
-	recordRaw bool
+	// inArgument is set while the call's argument converts: JSON in it that is still
+	// unchanged when the result is exported is exported as received (lazyjson.go).
+	inArgument bool
 }
 
 var (
@@ -298,9 +296,9 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 			return nil, in.scriptError(c.ctx, err)
 		}
 	}
-	c.recordRaw = true
+	c.inArgument = true
 	argv, err := in.toValue(arg)
-	c.recordRaw = false
+	c.inArgument = false
 	if err != nil {
 		return nil, fmt.Errorf("converting argument: %w", err)
 	}

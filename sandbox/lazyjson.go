@@ -1,0 +1,406 @@
+package sandbox
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
+
+	"github.com/dop251/goja"
+)
+
+// # JSON decoded as it is read
+//
+// A webhook body crosses into handle on every ingest request, and most handles read a
+// field or two and return the body as the payload. So the objects and arrays of a JSON
+// argument are goja dynamic objects over the JSON text: a member is decoded the first time
+// the script reads it (and kept, so that data.a === data.a), and a value nobody reads costs
+// one scan of its bytes. A node remembers whether the script changed it or anything in it;
+// one unchanged when the call's result is exported is exported as its JSON as received
+// (exportResult), which the router then publishes byte for byte.
+//
+// Dynamic objects behave as ordinary objects for what scripts do with parsed JSON (read,
+// assign, delete, spread, Object.keys, JSON.stringify, for...in, Array methods) with these
+// differences, listed in the README: they cannot be frozen, sealed or made non-extensible,
+// their properties cannot become accessors or non-writable, non-enumerable or
+// non-configurable, they hold no symbol-keyed properties, and deleting an array element
+// sets it to undefined.
+
+// lazyNode is what every decoded object and array shares: its JSON and whether it changed.
+type lazyNode struct {
+	in     *instance
+	raw    json.RawMessage
+	parent *lazyNode
+	dirty  bool // changed, or something it holds changed, since it was decoded
+	reuse  bool // part of the call's argument: exportResult may hand raw back
+}
+
+// touch marks the node and every node holding it as changed.
+func (n *lazyNode) touch() {
+	for p := n; p != nil && !p.dirty; p = p.parent {
+		p.dirty = true
+	}
+}
+
+// unchangedJSON returns the node's JSON when nothing in it changed.
+func unchangedJSON(obj *goja.Object) (json.RawMessage, bool) {
+	// ExportType first: Export of an ordinary object would convert all of it.
+	if t := obj.ExportType(); t != lazyObjectType && t != lazyArrayType {
+		return nil, false
+	}
+	var n *lazyNode
+	switch v := obj.Export().(type) {
+	case *lazyObject:
+		n = &v.lazyNode
+	case *lazyArray:
+		n = &v.lazyNode
+	default:
+		return nil, false
+	}
+	return n.raw, n.reuse && !n.dirty
+}
+
+var (
+	lazyObjectType = reflect.TypeFor[*lazyObject]()
+	lazyArrayType  = reflect.TypeFor[*lazyArray]()
+)
+
+// lazyJSON turns JSON text into a JavaScript value: a dynamic object or array decoded as it
+// is read, or a scalar. The text is checked first, so reads never meet a syntax error.
+func (in *instance) lazyJSON(data []byte, reuse bool) (goja.Value, error) {
+	if !json.Valid(data) {
+		// The eager decoder names what is wrong.
+		if _, err := in.fromJSON(data); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("decoding JSON: invalid JSON")
+	}
+	return in.lazyValue(trimSpace(data), &lazyNode{reuse: reuse}), nil
+}
+
+// lazyValue makes the value of one JSON value, valid and without surrounding space, held by
+// parent (for the top value, a node that stands for the argument).
+func (in *instance) lazyValue(raw []byte, parent *lazyNode) goja.Value {
+	switch raw[0] {
+	case '{':
+		o := &lazyObject{lazyNode: lazyNode{in: in, raw: raw, parent: parent, reuse: parent.reuse}}
+		o.scan()
+		return in.vm.NewDynamicObject(o)
+	case '[':
+		a := &lazyArray{lazyNode: lazyNode{in: in, raw: raw, parent: parent, reuse: parent.reuse}}
+		a.scan()
+		return in.vm.NewDynamicArray(a)
+	}
+	d := jsonDecoder{in: in, data: raw}
+	v, err := d.value(0)
+	if err != nil {
+		panic(in.vm.NewGoError(err)) // cannot happen: the text was checked
+	}
+	return v
+}
+
+// lazyObject is a JSON object. Its keys are in the order JavaScript gives an object made by
+// JSON.parse: integer-like keys first, ascending, then the others in document order; a
+// repeated key keeps its first place and its last value.
+type lazyObject struct {
+	lazyNode
+	keys []string       // shared with goja's iterators: never changed in place
+	raws [][]byte       // each key's JSON; nil once set by the script
+	vals []goja.Value   // each key's value, once read or set
+	pos  map[string]int // index of each key, for objects too long to search
+}
+
+func (o *lazyObject) scan() {
+	s := scanner{data: o.raw, pos: 1}
+	var indexKeys bool
+	for s.skipSpace(); s.data[s.pos] != '}'; s.skipSpace() {
+		d := jsonDecoder{in: o.in, data: s.data, pos: s.pos}
+		key, _ := d.str()
+		s.pos = d.pos
+		s.skipSpace()
+		s.pos++ // ':'
+		s.skipSpace()
+		start := s.pos
+		s.skipValue()
+		if i := o.index(key); i >= 0 {
+			o.raws[i] = s.data[start:s.pos]
+			o.touch() // its JSON says more than its value: never reused
+		} else {
+			o.keys = append(o.keys, key)
+			o.raws = append(o.raws, s.data[start:s.pos])
+			if len(o.keys) > 8 {
+				o.indexAll()
+			}
+			indexKeys = indexKeys || isArrayIndex(key)
+		}
+		s.skipSpace()
+		if s.data[s.pos] == ',' {
+			s.pos++
+		}
+	}
+	o.vals = make([]goja.Value, len(o.keys))
+	if indexKeys {
+		o.orderIndexKeys()
+	}
+}
+
+func (o *lazyObject) indexAll() {
+	if o.pos == nil {
+		o.pos = make(map[string]int, len(o.keys)*2)
+	}
+	for i, k := range o.keys {
+		o.pos[k] = i
+	}
+}
+
+// index finds key; -1 when absent.
+func (o *lazyObject) index(key string) int {
+	if o.pos != nil {
+		if i, ok := o.pos[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, k := range o.keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// orderIndexKeys puts the integer-like keys first, ascending, as ordinary objects list them.
+func (o *lazyObject) orderIndexKeys() {
+	type member struct {
+		key string
+		raw []byte
+	}
+	var index, other []member
+	for i, k := range o.keys {
+		if isArrayIndex(k) {
+			index = append(index, member{k, o.raws[i]})
+		} else {
+			other = append(other, member{k, o.raws[i]})
+		}
+	}
+	slices.SortStableFunc(index, func(a, b member) int {
+		x, _ := strconv.ParseUint(a.key, 10, 32)
+		y, _ := strconv.ParseUint(b.key, 10, 32)
+		return cmp.Compare(x, y)
+	})
+	o.keys, o.raws = o.keys[:0], o.raws[:0]
+	for _, m := range append(index, other...) {
+		o.keys = append(o.keys, m.key)
+		o.raws = append(o.raws, m.raw)
+	}
+	if o.pos != nil {
+		o.indexAll()
+	}
+}
+
+// isArrayIndex tells the keys ordinary objects list first: canonical integers below 2^32-1.
+func isArrayIndex(k string) bool {
+	if k == "" || len(k) > 10 || (len(k) > 1 && k[0] == '0') {
+		return false
+	}
+	n, err := strconv.ParseUint(k, 10, 32)
+	return err == nil && n < 1<<32-1
+}
+
+func (o *lazyObject) Get(key string) goja.Value {
+	i := o.index(key)
+	if i < 0 {
+		return nil
+	}
+	if o.vals[i] == nil {
+		o.vals[i] = o.in.lazyValue(o.raws[i], &o.lazyNode)
+	}
+	return o.vals[i]
+}
+
+func (o *lazyObject) Set(key string, val goja.Value) bool {
+	o.touch()
+	if i := o.index(key); i >= 0 {
+		o.vals[i], o.raws[i] = val, nil
+		return true
+	}
+	if isArrayIndex(key) {
+		// Among the integer-like keys, in order; new slices: goja may be iterating.
+		n, _ := strconv.ParseUint(key, 10, 32)
+		i := 0
+		for ; i < len(o.keys) && isArrayIndex(o.keys[i]); i++ {
+			if m, _ := strconv.ParseUint(o.keys[i], 10, 32); m > n {
+				break
+			}
+		}
+		o.keys = slices.Insert(o.keys[:len(o.keys):len(o.keys)], i, key)
+		o.raws = slices.Insert(o.raws[:len(o.raws):len(o.raws)], i, nil)
+		o.vals = slices.Insert(o.vals[:len(o.vals):len(o.vals)], i, val)
+		if o.pos != nil || len(o.keys) > 8 {
+			o.indexAll()
+		}
+		return true
+	}
+	o.keys = append(o.keys, key)
+	o.raws = append(o.raws, nil)
+	o.vals = append(o.vals, val)
+	if o.pos != nil || len(o.keys) > 8 {
+		if o.pos == nil {
+			o.indexAll()
+		}
+		o.pos[key] = len(o.keys) - 1
+	}
+	return true
+}
+
+func (o *lazyObject) Has(key string) bool { return o.index(key) >= 0 }
+
+func (o *lazyObject) Delete(key string) bool {
+	i := o.index(key)
+	if i < 0 {
+		return true
+	}
+	o.touch()
+	// New slices: goja may be iterating the old keys.
+	o.keys = append(o.keys[:i:i], o.keys[i+1:]...)
+	o.raws = append(o.raws[:i:i], o.raws[i+1:]...)
+	o.vals = append(o.vals[:i:i], o.vals[i+1:]...)
+	if o.pos != nil {
+		clear(o.pos)
+		o.indexAll()
+	}
+	return true
+}
+
+func (o *lazyObject) Keys() []string { return o.keys }
+
+// lazyArray is a JSON array.
+type lazyArray struct {
+	lazyNode
+	raws [][]byte
+	vals []goja.Value
+}
+
+func (a *lazyArray) scan() {
+	s := scanner{data: a.raw, pos: 1}
+	for s.skipSpace(); s.data[s.pos] != ']'; s.skipSpace() {
+		start := s.pos
+		s.skipValue()
+		a.raws = append(a.raws, s.data[start:s.pos])
+		s.skipSpace()
+		if s.data[s.pos] == ',' {
+			s.pos++
+		}
+	}
+	a.vals = make([]goja.Value, len(a.raws))
+}
+
+func (a *lazyArray) Len() int { return len(a.vals) }
+
+func (a *lazyArray) Get(idx int) goja.Value {
+	if idx < 0 || idx >= len(a.vals) {
+		return nil
+	}
+	if a.vals[idx] == nil {
+		if a.raws[idx] == nil {
+			return goja.Undefined()
+		}
+		a.vals[idx] = a.in.lazyValue(a.raws[idx], &a.lazyNode)
+	}
+	return a.vals[idx]
+}
+
+func (a *lazyArray) Set(idx int, val goja.Value) bool {
+	if idx < 0 {
+		return false
+	}
+	a.touch()
+	if idx >= len(a.vals) {
+		a.SetLen(idx + 1)
+	}
+	a.vals[idx], a.raws[idx] = val, nil
+	return true
+}
+
+func (a *lazyArray) SetLen(n int) bool {
+	if n < 0 {
+		return false
+	}
+	a.touch()
+	if n <= len(a.vals) {
+		a.vals, a.raws = a.vals[:n:n], a.raws[:n:n]
+		return true
+	}
+	for len(a.vals) < n {
+		a.vals = append(a.vals, goja.Undefined())
+		a.raws = append(a.raws, nil)
+	}
+	return true
+}
+
+// scanner walks valid JSON text without decoding it.
+type scanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// skipValue moves past the value at s.pos.
+func (s *scanner) skipValue() {
+	depth := 0
+	for s.pos < len(s.data) {
+		switch c := s.data[s.pos]; c {
+		case '"':
+			s.pos++
+			for s.pos < len(s.data) && s.data[s.pos] != '"' {
+				if s.data[s.pos] == '\\' {
+					s.pos++
+				}
+				s.pos++
+			}
+			s.pos++
+		case '{', '[':
+			depth++
+			s.pos++
+		case '}', ']':
+			if depth == 0 {
+				return // the end of what holds the value
+			}
+			depth--
+			s.pos++
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return
+			}
+			s.pos++
+		default: // a number or a literal
+			s.pos++
+			continue
+		}
+		if depth == 0 {
+			return
+		}
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	s := scanner{data: b}
+	s.skipSpace()
+	b = b[s.pos:]
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
