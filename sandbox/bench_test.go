@@ -59,8 +59,9 @@ func checkBenchResult(b *testing.B, result any, err error) {
 }
 
 // BenchmarkCallPooled measures a handle call on a pooled runtime: "pool" is what Pool.Call
-// does with data as decoded Go values; "pool-body" the same with data as the body's JSON,
-// as the ingest path passes it (connector.HandleInput), returned unchanged as the payload;
+// does with data as decoded Go values; "pool-body" the same with data as the body's checked
+// JSON, as the ingest path passes it (connector.HandleInput), returned unchanged as the
+// payload;
 // "unfrozen" reuses a runtime whose intrinsics are not frozen, and "no-watchdog" a
 // pool with the memory watchdog off (MaxMemory < 0), to show what isolation and the
 // watchdog cost per call.
@@ -78,7 +79,7 @@ func BenchmarkCallPooled(b *testing.B) {
 	b.Run("pool-body", func(b *testing.B) {
 		p := NewPool(s, Config{})
 		bodyArg := maps.Clone(arg)
-		bodyArg["data"] = json.RawMessage(webhookBody)
+		bodyArg["data"] = CheckedJSON(webhookBody)
 		b.ReportAllocs()
 		for b.Loop() {
 			result, err := p.Call(b.Context(), bodyArg, Env{})

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,11 @@ var (
 	errTooDeep = errors.New("value nested deeper than 1000 levels")
 	errCycle   = errors.New("value contains a cycle")
 )
+
+// CheckedJSON is JSON text its maker has checked (json.Valid) and will not change. As an
+// argument it converts like a json.RawMessage, without being checked again: an ingest
+// request's body is checked once, where it is told apart from text.
+type CheckedJSON []byte
 
 // toValue builds native JavaScript values from plain Go values: real objects and arrays,
 // not goja's wrappers around Go maps and slices, so scripts see ordinary JS semantics.
@@ -57,7 +63,13 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		}
 		return vm.ToValue(f), nil
 	case json.RawMessage:
-		return in.lazyJSON(v, in.call != nil && in.call.inArgument)
+		if !json.Valid(v) {
+			_, err := in.fromJSON(v) // names what is wrong
+			return nil, cmp.Or(err, errJSONSyntax)
+		}
+		return in.lazyJSON(v, in.call != nil && in.call.inArgument), nil
+	case CheckedJSON:
+		return in.lazyJSON(v, in.call != nil && in.call.inArgument), nil
 	case map[string]any:
 		obj := vm.NewObject()
 		for _, k := range slices.Sorted(maps.Keys(v)) {

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"slices"
 	"strconv"
@@ -67,17 +66,10 @@ var (
 	lazyArrayType  = reflect.TypeFor[*lazyArray]()
 )
 
-// lazyJSON turns JSON text into a JavaScript value: a dynamic object or array decoded as it
-// is read, or a scalar. The text is checked first, so reads never meet a syntax error.
-func (in *instance) lazyJSON(data []byte, reuse bool) (goja.Value, error) {
-	if !json.Valid(data) {
-		// The eager decoder names what is wrong.
-		if _, err := in.fromJSON(data); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("decoding JSON: invalid JSON")
-	}
-	return in.lazyValue(trimSpace(data), &lazyNode{reuse: reuse}), nil
+// lazyJSON turns valid JSON text (checked by the caller: reads never meet a syntax error)
+// into a JavaScript value: a dynamic object or array decoded as it is read, or a scalar.
+func (in *instance) lazyJSON(data []byte, reuse bool) goja.Value {
+	return in.lazyValue(trimSpace(data), &lazyNode{reuse: reuse})
 }
 
 // lazyValue makes the value of one JSON value, valid and without surrounding space, held by

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-run/switchboard/sandbox"
 )
 
 // FuzzHandleInput: any method, Content-Type, query and body give a handle argument
@@ -70,7 +72,7 @@ func FuzzHandleInput(f *testing.F) {
 		}
 		if isJSONType(contentType) && json.Valid(body) {
 			// Parsed JSON, or the body handed on as is for the sandbox to decode.
-			if raw, ok := in["data"].(json.RawMessage); ok {
+			if raw, ok := in["data"].(sandbox.CheckedJSON); ok {
 				if !bytes.Equal(raw, body) {
 					t.Fatalf("data %q, want the body %q", raw, body)
 				}

@@ -8,15 +8,18 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/switchboard-run/switchboard/sandbox"
 )
 
 // HandleInput builds the argument of a global webhook's handle (SPEC 2.2) from a request:
 //
 //   - method: the HTTP method (an addition to SPEC 2.2's list);
 //   - query: an object of strings, a list of strings for a repeated key;
-//   - data: the body by Content-Type: JSON (application/json or any +json type) as a
-//     json.RawMessage of body (which the sandbox decodes, keys in document order; the
-//     caller must not change body afterwards), invalid JSON kept as the string;
+//   - data: the body by Content-Type: JSON (application/json or any +json type), checked
+//     here, as a sandbox.CheckedJSON of body (which the sandbox decodes as the script reads
+//     it, keys in document order; the caller must not change body afterwards), invalid
+//     JSON kept as the string;
 //     application/x-www-form-urlencoded to an object like query (an unparsable form is
 //     kept as the string); anything else, or no Content-Type, the body as a string; an
 //     empty body is null whatever the type;
@@ -78,7 +81,7 @@ func parseBody(contentType string, body []byte) any {
 		if !json.Valid(body) {
 			return string(body)
 		}
-		return json.RawMessage(body)
+		return sandbox.CheckedJSON(body)
 	case mt == "application/x-www-form-urlencoded":
 		q, err := url.ParseQuery(string(body))
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-run/switchboard/sandbox"
 )
 
 func TestHandleInput(t *testing.T) {
@@ -47,7 +49,7 @@ func TestHandleInput(t *testing.T) {
 // decodedData is handle's data as the sandbox sees it: JSON decoded.
 func decodedData(t testing.TB, in map[string]any) any {
 	t.Helper()
-	raw, ok := in["data"].(json.RawMessage)
+	raw, ok := in["data"].(sandbox.CheckedJSON)
 	if !ok {
 		return in["data"]
 	}
