@@ -131,12 +131,12 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // encodePayload returns the JSON of an event's payload: raw when given (checked, never
-// re-encoded), else v encoded without HTML escaping.
+// re-encoded); v itself when it is a json.RawMessage, which its maker vouches for (the
+// sandbox hands back the checked JSON of a request body that way: checking it again cost
+// ~5% of an ingest request); else v encoded without HTML escaping.
 func encodePayload(v any, raw []byte) (json.RawMessage, error) {
-	if raw == nil {
-		if rm, ok := v.(json.RawMessage); ok {
-			raw = rm
-		}
+	if rm, ok := v.(json.RawMessage); ok && raw == nil && len(rm) > 0 {
+		return rm, nil
 	}
 	if raw != nil {
 		if !json.Valid(raw) {

@@ -112,6 +112,7 @@ func TestEncodePayload(t *testing.T) {
 		{name: "raw kept byte for byte", raw: []byte(" {\"b\" : 1,\n\"a\":[ ]} "), want: " {\"b\" : 1,\n\"a\":[ ]} "},
 		{name: "raw wins over value", v: 1, raw: []byte(`2`), want: `2`},
 		{name: "json.RawMessage value", v: json.RawMessage(`{"z": 0}`), want: `{"z": 0}`},
+		{name: "json.RawMessage value is not checked", v: json.RawMessage(`{"z":`), want: `{"z":`},
 		{name: "invalid raw", raw: []byte(`{"a":`), wantErr: true},
 		{name: "unencodable value", v: func() {}, wantErr: true},
 	}

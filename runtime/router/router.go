@@ -107,7 +107,7 @@ type Input struct {
 // Event is one event handle returned.
 type Event struct {
 	Selector   string
-	Payload    any    // encoded with encoding/json; a json.RawMessage is used as is
+	Payload    any    // encoded with encoding/json; a json.RawMessage is used as is, unchecked: it must be valid JSON
 	RawPayload []byte // when set, the payload's JSON bytes, published byte for byte
 	ID         string // the event's id at the external app; optional
 }
