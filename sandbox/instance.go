@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -320,7 +321,8 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	if err != nil {
 		return nil, in.scriptError(c.ctx, err)
 	}
-	if obj, ok := ret.(*goja.Object); ok {
+	// ExportType first: Export of an ordinary object would convert all of it.
+	if obj, ok := ret.(*goja.Object); ok && obj.ExportType() == typePromise {
 		if p, ok := obj.Export().(*goja.Promise); ok {
 			if ret, err = in.await(c, p); err != nil {
 				return nil, in.scriptError(c.ctx, err)
@@ -558,6 +560,8 @@ func (se *ScriptError) locateInStack(s *Script) {
 
 // goja writes frames as "file:line:column(pc)". The program counter means nothing to
 // authors, and positions mapped through the source map carry the map's 0-based column.
+var typePromise = reflect.TypeFor[*goja.Promise]()
+
 var stackPosition = regexp.MustCompile(`([^\s(]+):(\d+):(\d+)\(\d+\)`)
 
 func cleanStack(stack string, s *Script) string {

@@ -117,10 +117,9 @@ func headerValue(v goja.Value) (string, bool) {
 	if goja.IsString(v) {
 		return v.String(), true
 	}
-	if o, ok := v.(*goja.Object); ok {
-		if list, ok := o.Export().([]any); ok && len(list) > 0 {
-			s, ok := list[0].(string)
-			return s, ok
+	if o, ok := v.(*goja.Object); ok && o.ClassName() == "Array" && o.Get("length").ToInteger() > 0 {
+		if first := o.Get("0"); goja.IsString(first) {
+			return first.String(), true
 		}
 	}
 	return "", false
