@@ -105,12 +105,10 @@ type lazyObject struct {
 }
 
 func (o *lazyObject) scan() {
-	s := scanner{data: o.raw, pos: 1}
+	s := jsonDecoder{in: o.in, data: o.raw, pos: 1}
 	var indexKeys bool
 	for s.skipSpace(); s.data[s.pos] != '}'; s.skipSpace() {
-		d := jsonDecoder{in: o.in, data: s.data, pos: s.pos}
-		key, _ := d.str()
-		s.pos = d.pos
+		key, _ := s.str()
 		s.skipSpace()
 		s.pos++ // ':'
 		s.skipSpace()
@@ -276,7 +274,7 @@ type lazyArray struct {
 }
 
 func (a *lazyArray) scan() {
-	s := scanner{data: a.raw, pos: 1}
+	s := jsonDecoder{in: a.in, data: a.raw, pos: 1}
 	for s.skipSpace(); s.data[s.pos] != ']'; s.skipSpace() {
 		start := s.pos
 		s.skipValue()
@@ -332,25 +330,8 @@ func (a *lazyArray) SetLen(n int) bool {
 	return true
 }
 
-// scanner walks valid JSON text without decoding it.
-type scanner struct {
-	data []byte
-	pos  int
-}
-
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// skipValue moves past the value at s.pos.
-func (s *scanner) skipValue() {
+// skipValue moves past the value at s.pos, in valid JSON text, without decoding it.
+func (s *jsonDecoder) skipValue() {
 	depth := 0
 	for s.pos < len(s.data) {
 		switch c := s.data[s.pos]; c {
@@ -388,7 +369,7 @@ func (s *scanner) skipValue() {
 }
 
 func trimSpace(b []byte) []byte {
-	s := scanner{data: b}
+	s := jsonDecoder{data: b}
 	s.skipSpace()
 	b = b[s.pos:]
 	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {

@@ -19,12 +19,7 @@ func TestMatchRoutesSharesPipelines(t *testing.T) {
 	s := openTestStore(t, testRedisURL())
 	ctx := t.Context()
 	now := time.Now().UTC()
-	if err := s.CreateIntegration(ctx, store.Integration{Key: "int", ConnectorKey: "example", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateConnection(ctx, store.Connection{ID: "conn", IntegrationKey: "int", CustomerID: "cust", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	createConnection(t, s, now)
 	const callers = 200
 	for i := range callers / 2 { // the odd users have no subscription
 		id := "sub" + strconv.Itoa(2*i)

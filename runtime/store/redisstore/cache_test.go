@@ -67,12 +67,7 @@ func TestCacheInvalidatedAcrossProcesses(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now().UTC()
 
-	if err := a.CreateIntegration(ctx, store.Integration{Key: "int", ConnectorKey: "example", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.CreateConnection(ctx, store.Connection{ID: "conn", IntegrationKey: "int", CustomerID: "cust", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	createConnection(t, a, now)
 	token, err := a.WebhookToken(ctx, "int", "wh")
 	if err != nil {
 		t.Fatal(err)
@@ -224,12 +219,7 @@ func TestCacheAdmitsSelectorsSeenTwice(t *testing.T) {
 	writer := openTestStoreAt(t, url, prefix)
 	ctx := t.Context()
 	now := time.Now().UTC()
-	if err := writer.CreateIntegration(ctx, store.Integration{Key: "int", ConnectorKey: "example", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := writer.CreateConnection(ctx, store.Connection{ID: "conn", IntegrationKey: "int", CustomerID: "cust", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	createConnection(t, writer, now)
 	sub := store.Subscription{ID: "sub", ConnectionID: "conn", EventKey: "ev", Status: "subscribed",
 		GlobalWebhookKey: "wh", Selector: "user:1", CreatedAt: now, UpdatedAt: now}
 	routes := func() int {
@@ -292,5 +282,17 @@ func TestCacheSweepsDeadRoutes(t *testing.T) {
 	}
 	if old > 400 {
 		t.Fatalf("%d of 1000 expired entries left after 1000 new ones: the sweep does not keep up", old)
+	}
+}
+
+// createConnection writes integration "int" (connector "example") and its connection "conn"
+// (customer "cust"), which the routing tests subscribe with.
+func createConnection(t *testing.T, s *Store, now time.Time) {
+	t.Helper()
+	if err := s.CreateIntegration(t.Context(), store.Integration{Key: "int", ConnectorKey: "example", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateConnection(t.Context(), store.Connection{ID: "conn", IntegrationKey: "int", CustomerID: "cust", CreatedAt: now}); err != nil {
+		t.Fatal(err)
 	}
 }
