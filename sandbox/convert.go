@@ -410,11 +410,7 @@ func (d *jsonDecoder) number() (goja.Value, error) {
 // counted as the value is converted: a script cannot make the host build a huge value
 // (an array whose length was set to 2e9 included).
 func (in *instance) export(v goja.Value) (result any, err error) {
-	x := exporter{in: in, limit: in.limits.maxResultBytes()}
-	if ex := in.vm.Try(func() { result, err = x.value(v, 0) }); ex != nil {
-		return nil, ex
-	}
-	return result, err
+	return in.exportWith(v, false)
 }
 
 // exportResult is export for a call's result: an object or array below its top that came
@@ -422,7 +418,11 @@ func (in *instance) export(v goja.Value) (result any, err error) {
 // was received, a json.RawMessage, rather than Go maps that would be encoded again: a
 // handle returning {events: [{selector, payload: data}]} publishes the body's own bytes.
 func (in *instance) exportResult(v goja.Value) (result any, err error) {
-	x := exporter{in: in, limit: in.limits.maxResultBytes(), raw: true}
+	return in.exportWith(v, true)
+}
+
+func (in *instance) exportWith(v goja.Value, raw bool) (result any, err error) {
+	x := exporter{in: in, limit: in.limits.maxResultBytes(), raw: raw}
 	if ex := in.vm.Try(func() { result, err = x.value(v, 0) }); ex != nil {
 		return nil, ex
 	}

@@ -3,7 +3,8 @@
 //
 // It is the only package that imports goja and esbuild. Nothing here knows about
 // connectors, stores or HTTP routes: callers hand in a compiled Script, an argument made of
-// plain Go values (map[string]any, []any, string, float64, bool, nil, json.RawMessage) and,
+// plain Go values (map[string]any, []any, string, float64, bool, nil, json.RawMessage,
+// CheckedJSON) and,
 // for scripts that may call the app's API, an *API describing where apiClient points.
 //
 // Compiling: esbuild bundles the module once, at load, into a CommonJS function with an
@@ -14,10 +15,12 @@
 // function is a *CompileError. Scripts see no require, module, exports, process or global.
 //
 // Values: arguments become native JavaScript objects and arrays (Go map keys in sorted
-// order, json.RawMessage keys in document order); results come back the way JSON.stringify
-// would see them: map[string]any, []any, string, float64, bool and nil, with undefined,
-// functions and symbols dropped from objects (null in arrays), Dates as RFC 3339 strings
-// and toJSON honoured.
+// order), JSON text (json.RawMessage, CheckedJSON) objects and arrays decoded as the script
+// reads them (lazyjson.go); results come back the way JSON.stringify would see them:
+// map[string]any, []any, string, float64, bool and nil, with undefined, functions and
+// symbols dropped from objects (null in arrays), Dates as RFC 3339 strings and toJSON
+// honoured, and, in a call's result, JSON from its argument that the script left unchanged
+// as a json.RawMessage of the bytes received.
 //
 // Ownership: a Script is immutable and safe for concurrent use. A Pool owns its runtimes; a
 // runtime is used by one goroutine at a time, for one call, and is reset (interrupt cleared)
