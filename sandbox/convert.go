@@ -64,8 +64,8 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		return vm.ToValue(f), nil
 	case json.RawMessage:
 		if !json.Valid(v) {
-			_, err := in.fromJSON(v) // names what is wrong
-			return nil, cmp.Or(err, errJSONSyntax)
+			var x any // encoding/json names what is wrong
+			return nil, fmt.Errorf("decoding JSON: %w", cmp.Or(json.Unmarshal(v, &x), errJSONSyntax))
 		}
 		return in.lazyJSON(v, in.call != nil && in.call.inArgument), nil
 	case CheckedJSON:
@@ -177,26 +177,9 @@ func (in *instance) reflectValue(rv reflect.Value, depth int) (goja.Value, error
 	return nil, fmt.Errorf("unsupported type %s", rv.Type())
 }
 
-// fromJSON decodes JSON straight into JavaScript values, keeping the document's key order
-// as JSON.parse would.
-func (in *instance) fromJSON(data []byte) (goja.Value, error) {
-	d := jsonDecoder{in: in, data: data}
-	v, err := d.value(0)
-	if err == nil {
-		d.skipSpace()
-		if d.pos < len(d.data) {
-			err = errors.New("data after the top-level value")
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decoding JSON: %w", err)
-	}
-	return v, nil
-}
-
-// jsonDecoder turns JSON text into JavaScript values in one pass, with no Go values in
-// between: a request body crosses into handle on every ingest request. Its strings and
-// numbers are what encoding/json makes of them (invalid UTF-8 becomes U+FFFD).
+// jsonDecoder reads valid JSON text: it skips over values (lazyjson.go) and turns the
+// scalars a script reads into JavaScript values, with no Go values in between. Its strings
+// and numbers are what encoding/json makes of them (invalid UTF-8 becomes U+FFFD).
 type jsonDecoder struct {
 	in   *instance
 	data []byte
@@ -216,64 +199,14 @@ func (d *jsonDecoder) skipSpace() {
 	}
 }
 
-func (d *jsonDecoder) value(depth int) (goja.Value, error) {
-	if depth > maxDepth {
-		return nil, errTooDeep
-	}
+// scalar reads the string, number, true, false or null at d.pos.
+func (d *jsonDecoder) scalar() (goja.Value, error) {
 	d.skipSpace()
 	if d.pos >= len(d.data) {
 		return nil, errJSONSyntax
 	}
 	vm := d.in.vm
 	switch c := d.data[d.pos]; {
-	case c == '{':
-		d.pos++
-		obj := vm.NewObject()
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			return obj, nil
-		}
-		for {
-			d.skipSpace()
-			key, err := d.str()
-			if err != nil {
-				return nil, err
-			}
-			d.skipSpace()
-			if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-				return nil, errJSONSyntax
-			}
-			d.pos++
-			e, err := d.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			if err := defineData(obj, key, e); err != nil {
-				return nil, err
-			}
-			if done, err := d.next('}'); done || err != nil {
-				return obj, err
-			}
-		}
-	case c == '[':
-		d.pos++
-		var items []any
-		d.skipSpace()
-		if d.pos < len(d.data) && d.data[d.pos] == ']' {
-			d.pos++
-			return vm.NewArray(), nil
-		}
-		for {
-			e, err := d.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, e)
-			if done, err := d.next(']'); done || err != nil {
-				return vm.NewArray(items...), err
-			}
-		}
 	case c == '"':
 		s, err := d.str()
 		if err != nil {
@@ -290,24 +223,6 @@ func (d *jsonDecoder) value(depth int) (goja.Value, error) {
 		return d.number()
 	}
 	return nil, errJSONSyntax
-}
-
-// next consumes the ',' between two members or the closing delimiter; done says it was
-// the closing one.
-func (d *jsonDecoder) next(closing byte) (done bool, err error) {
-	d.skipSpace()
-	if d.pos >= len(d.data) {
-		return true, errJSONSyntax
-	}
-	switch d.data[d.pos] {
-	case ',':
-		d.pos++
-		return false, nil
-	case closing:
-		d.pos++
-		return true, nil
-	}
-	return true, errJSONSyntax
 }
 
 func (d *jsonDecoder) literal(word string) error {

@@ -86,7 +86,7 @@ func (in *instance) lazyValue(raw []byte, parent *lazyNode) goja.Value {
 		return in.vm.NewDynamicArray(a)
 	}
 	d := jsonDecoder{in: in, data: raw}
-	v, err := d.value(0)
+	v, err := d.scalar()
 	if err != nil {
 		panic(in.vm.NewGoError(err)) // cannot happen: the text was checked
 	}
