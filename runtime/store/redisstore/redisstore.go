@@ -812,7 +812,7 @@ func (s *Store) MatchRoutes(ctx context.Context, integrationKey, webhookKey stri
 		}
 		routes := make([]store.Route, len(values))
 		for i, v := range values {
-			if err := json.Unmarshal([]byte(v), &routes[i]); err != nil {
+			if err := decodeRoute(v, &routes[i]); err != nil {
 				return nil, fmt.Errorf("matching routes of webhook %q of integration %q: decoding route: %w", webhookKey, integrationKey, err)
 			}
 		}
@@ -996,4 +996,35 @@ func newToken() (string, error) {
 		return "", fmt.Errorf("generating a token: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// decodeRoute reads a selector index entry: the JSON indexSubscription writes,
+// {"s":…,"c":…,"o":…,"e":…}, read directly when it is exactly that with no escapes in its
+// strings (ids and keys have none), else with encoding/json. Every unmatched-in-cache
+// ingest request reads one.
+func decodeRoute(v string, r *store.Route) error {
+	fields := [4]*string{&r.SubscriptionID, &r.ConnectionID, &r.CustomerID, &r.EventKey}
+	rest, ok := strings.CutPrefix(v, "{")
+	for i, name := range [4]string{`"s":"`, `"c":"`, `"o":"`, `"e":"`} {
+		if !ok {
+			break
+		}
+		if i > 0 {
+			rest, ok = strings.CutPrefix(rest, ",")
+		}
+		if rest, ok = strings.CutPrefix(rest, name); !ok {
+			break
+		}
+		end := strings.IndexByte(rest, '"')
+		if end < 0 || strings.ContainsRune(rest[:end], '\\') {
+			ok = false
+			break
+		}
+		*fields[i], rest = rest[:end], rest[end+1:]
+	}
+	if ok && rest == "}" {
+		return nil
+	}
+	*r = store.Route{}
+	return json.Unmarshal([]byte(v), r)
 }
