@@ -17,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
 )
 
@@ -40,7 +38,7 @@ func TestServer(t *testing.T) {
 	}
 	api := newProviderAPI(t)
 	h := startServer(t, connectorsFor(t, api.URL))
-	events := watchEvents(t, h.srv.NATSURL(), "events.*.apps.app.event_received.>")
+	events := bustest.Watch(t, h.srv.NATSURL(), "events.*.apps.app.event_received.>")
 
 	for _, p := range providers {
 		for _, f := range p.fixtures(t) {
@@ -102,12 +100,12 @@ func TestServer(t *testing.T) {
 				got := h.ingest(uri, delivery(time.Now()))
 				f.want.checkResponse(t, got)
 				subject := "events." + customer + ".apps.app.event_received." + integration + "." + p.webhook + "." + sub.EventKey
-				msgs := events.collect(1, 500*time.Millisecond)
+				msgs := events.Collect(1, 500*time.Millisecond)
 				if len(msgs) != 1 {
 					t.Fatalf("got %d messages, want 1: %v", len(msgs), msgs)
 				}
-				if msgs[0].subject != subject {
-					t.Errorf("subject = %s, want %s", msgs[0].subject, subject)
+				if msgs[0].Subject != subject {
+					t.Errorf("subject = %s, want %s", msgs[0].Subject, subject)
 				}
 				var env struct {
 					OrganizationID string          `json:"organizationId"`
@@ -118,14 +116,14 @@ func TestServer(t *testing.T) {
 						ConnectionID, SubscriptionID, EventKey, GlobalWebhookKey, Selector, EventID string
 					} `json:"metadata"`
 				}
-				if err := json.Unmarshal(msgs[0].data, &env); err != nil {
-					t.Fatalf("decoding the envelope %s: %v", msgs[0].data, err)
+				if err := json.Unmarshal(msgs[0].Data, &env); err != nil {
+					t.Fatalf("decoding the envelope %s: %v", msgs[0].Data, err)
 				}
 				md := env.Metadata
 				if env.OrganizationID != customer || env.ResourceID != integration || env.EventName != "event_received" ||
 					md.ConnectionID != connID || md.SubscriptionID != created.ID || md.EventKey != sub.EventKey ||
 					md.GlobalWebhookKey != p.webhook || md.Selector != wantEvent.Selector || md.EventID != wantEvent.ID {
-					t.Errorf("envelope = %s", msgs[0].data)
+					t.Errorf("envelope = %s", msgs[0].Data)
 				}
 				if !jsonEqual(env.Payload, wantEvent.Payload) {
 					t.Errorf("payload = %s\nwant %s", env.Payload, wantEvent.Payload)
@@ -140,7 +138,7 @@ func TestServer(t *testing.T) {
 				if retry.status != f.want.Status {
 					t.Errorf("retry: status %d, want %d", retry.status, f.want.Status)
 				}
-				if msgs := events.collect(0, 500*time.Millisecond); len(msgs) != 0 {
+				if msgs := events.Collect(0, 500*time.Millisecond); len(msgs) != 0 {
 					t.Errorf("the retry published %d more messages: %v", len(msgs), msgs)
 				}
 
@@ -149,7 +147,7 @@ func TestServer(t *testing.T) {
 				if got := h.ingest(uri, bad); got.status != http.StatusUnauthorized {
 					t.Errorf("tampered delivery: status %d, want 401 (body %s)", got.status, got.body)
 				}
-				if msgs := events.collect(0, 500*time.Millisecond); len(msgs) != 0 {
+				if msgs := events.Collect(0, 500*time.Millisecond); len(msgs) != 0 {
 					t.Errorf("the tampered delivery published %d messages: %v", len(msgs), msgs)
 				}
 			})
@@ -343,66 +341,4 @@ func (h *serverHarness) ingest(uri string, r *request) result {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return result{status: resp.StatusCode, header: resp.Header, body: body}
-}
-
-type busMsg struct {
-	subject string
-	data    []byte
-}
-
-func (m busMsg) String() string { return m.subject + " " + string(m.data) }
-
-// eventWatcher reads back what JetStream stored on matching subjects from the moment it
-// starts; an ordered consumer, so a publish JetStream dropped as a duplicate is not seen.
-type eventWatcher struct{ ch chan busMsg }
-
-func watchEvents(t *testing.T, natsURL, subject string) *eventWatcher {
-	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatalf("connecting to nats %s: %v", natsURL, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	stream, err := js.StreamNameBySubject(ctx, "events.probe")
-	if err != nil {
-		t.Fatalf("finding the events stream: %v", err)
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		t.Fatalf("creating a consumer: %v", err)
-	}
-	w := &eventWatcher{ch: make(chan busMsg, 1024)}
-	cc, err := cons.Consume(func(m jetstream.Msg) { w.ch <- busMsg{subject: m.Subject(), data: m.Data()} })
-	if err != nil {
-		t.Fatalf("consuming: %v", err)
-	}
-	t.Cleanup(cc.Stop)
-	return w
-}
-
-// collect returns what arrives until quiet passes with nothing new, waiting up to 10s
-// for the first want messages.
-func (w *eventWatcher) collect(want int, quiet time.Duration) []busMsg {
-	var out []busMsg
-	for {
-		wait := quiet
-		if len(out) < want {
-			wait = 10 * time.Second
-		}
-		select {
-		case m := <-w.ch:
-			out = append(out, m)
-		case <-time.After(wait):
-			return out
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
 )
 
@@ -102,7 +103,7 @@ func TestIngestDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = start(t, cfg, logs)
-	events := watch(t, h.srv.NATSURL(), eventSubjects)
+	events := bustest.Watch(t, h.srv.NATSURL(), eventSubjects)
 
 	t.Run("replaying with the fixed connector publishes", func(t *testing.T) {
 		h := h.with(t)
@@ -115,8 +116,8 @@ func TestIngestDeadLetters(t *testing.T) {
 		if res.ID != id || res.Published != 1 || res.Response.Status != 202 {
 			t.Errorf("replay = %+v, want 1 published and handle's 202", res)
 		}
-		got := events.collect(1, 300*time.Millisecond)
-		if len(got) != 1 || !strings.Contains(string(got[0].data), `"eventId":"evt-1"`) {
+		got := events.Collect(1, 300*time.Millisecond)
+		if len(got) != 1 || !strings.Contains(string(got[0].Data), `"eventId":"evt-1"`) {
 			t.Errorf("events = %v, want evt-1 once", got)
 		}
 		h.must(404, "GET", "/v1/integrations/n1/dead-letters/"+id, nil)
@@ -128,7 +129,7 @@ func TestIngestDeadLetters(t *testing.T) {
 		if r := h.post(path, "application/json", numbered(1)); r.status != 202 {
 			t.Fatalf("retry: %d %s", r.status, r.body)
 		}
-		if got := events.collect(0, 300*time.Millisecond); len(got) != 0 {
+		if got := events.Collect(0, 300*time.Millisecond); len(got) != 0 {
 			t.Errorf("the retry published %d events", len(got))
 		}
 	})

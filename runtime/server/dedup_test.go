@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
 )
 
@@ -23,7 +24,7 @@ func TestDedupBeyondDuplicateWindow(t *testing.T) {
 			h := start(t, cfg, &syncBuffer{})
 			path := setUpNumbered(t, h)
 			shrinkDuplicateWindow(t, h.srv.NATSURL(), time.Second)
-			events := watch(t, h.srv.NATSURL(), eventSubjects)
+			events := bustest.Watch(t, h.srv.NATSURL(), eventSubjects)
 
 			post := func(body string, header ...string) {
 				t.Helper()
@@ -38,7 +39,7 @@ func TestDedupBeyondDuplicateWindow(t *testing.T) {
 			}
 			published := func(want int) {
 				t.Helper()
-				if got := events.collect(want, 300*time.Millisecond); len(got) != want {
+				if got := events.Collect(want, 300*time.Millisecond); len(got) != want {
 					t.Errorf("%d events published, want %d", len(got), want)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
 )
 
@@ -40,7 +41,7 @@ func TestIngestErrors(t *testing.T) {
 	embeddedBackend(t)(&cfg)
 	h := start(t, cfg, &syncBuffer{})
 	path, _ := setUpFaulty(t, h)
-	events := watch(t, h.srv.NATSURL(), eventSubjects)
+	events := bustest.Watch(t, h.srv.NATSURL(), eventSubjects)
 
 	t.Run("handled", func(t *testing.T) {
 		h := h.with(t)
@@ -48,7 +49,7 @@ func TestIngestErrors(t *testing.T) {
 		if r.status != 202 || string(r.body) != `{"ok":true}` || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("reply %d %s %q, want 202 {\"ok\":true} application/json", r.status, r.body, r.header.Get("Content-Type"))
 		}
-		if got := events.collect(1, 300*time.Millisecond); len(got) != 1 || got[0].subject != "events.cust_f.apps.app.event_received.f1.hook.seen" {
+		if got := events.Collect(1, 300*time.Millisecond); len(got) != 1 || got[0].Subject != "events.cust_f.apps.app.event_received.f1.hook.seen" {
 			t.Errorf("events = %v, want one on events.cust_f.apps.app.event_received.f1.hook.seen", got)
 		}
 	})
@@ -104,7 +105,7 @@ func TestIngestErrors(t *testing.T) {
 			}
 		})
 	}
-	if got := events.collect(0, 300*time.Millisecond); len(got) != 0 {
+	if got := events.Collect(0, 300*time.Millisecond); len(got) != 0 {
 		t.Errorf("failed requests published %d events", len(got))
 	}
 

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-run/switchboard/runtime/bus"
@@ -410,75 +408,5 @@ func (h *harness) assertNoSecrets(secrets ...string) {
 	}
 	if logs == "" {
 		h.t.Errorf("no log captured")
-	}
-}
-
-// msg is one message read back from the events stream.
-type msg struct {
-	subject string
-	data    []byte
-}
-
-// watcher reads back what the bus durably stored on subjects matching a pattern, from the
-// moment it starts (an ordered JetStream consumer, so a publish that JetStream dropped as a
-// duplicate is not seen twice).
-type watcher struct {
-	ch chan msg
-}
-
-func watch(t *testing.T, url, subject string) *watcher {
-	t.Helper()
-	if url == "" {
-		t.Fatal("no nats url to watch")
-	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connecting to nats %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	stream, err := js.StreamNameBySubject(ctx, "events.probe")
-	if err != nil {
-		t.Fatalf("finding the events stream: %v", err)
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		t.Fatalf("creating a consumer: %v", err)
-	}
-	w := &watcher{ch: make(chan msg, 1024)}
-	cc, err := cons.Consume(func(m jetstream.Msg) { w.ch <- msg{subject: m.Subject(), data: m.Data()} })
-	if err != nil {
-		t.Fatalf("consuming: %v", err)
-	}
-	t.Cleanup(cc.Stop)
-	return w
-}
-
-// collect returns what arrives until quiet has passed with nothing new, waiting up to 10s
-// for the first want messages.
-func (w *watcher) collect(want int, quiet time.Duration) []msg {
-	var out []msg
-	deadline := time.After(10 * time.Second)
-	for {
-		wait := quiet
-		if len(out) < want {
-			wait = 10 * time.Second
-		}
-		select {
-		case m := <-w.ch:
-			out = append(out, m)
-		case <-time.After(wait):
-			return out
-		case <-deadline:
-			return out
-		}
 	}
 }

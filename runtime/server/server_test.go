@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
 )
 
@@ -107,25 +108,25 @@ func exampleEnvelope(customer, conn, sub, user string, payload map[string]any) w
 }
 
 // assertEnvelopes checks the messages one by one, field by field, in any order of arrival.
-func assertEnvelopes(t *testing.T, got []msg, want ...wantEnvelope) {
+func assertEnvelopes(t *testing.T, got []bustest.Msg, want ...wantEnvelope) {
 	t.Helper()
 	if len(got) != len(want) {
 		var subjects []string
 		for _, m := range got {
-			subjects = append(subjects, m.subject)
+			subjects = append(subjects, m.Subject)
 		}
 		t.Fatalf("got %d events %v, want %d", len(got), subjects, len(want))
 	}
-	slices.SortFunc(got, func(a, b msg) int { return strings.Compare(a.subject, b.subject) })
+	slices.SortFunc(got, func(a, b bustest.Msg) int { return strings.Compare(a.Subject, b.Subject) })
 	slices.SortFunc(want, func(a, b wantEnvelope) int { return strings.Compare(a.subject, b.subject) })
 	for i, w := range want {
 		m := got[i]
-		if m.subject != w.subject {
-			t.Errorf("event %d: subject %s, want %s", i, m.subject, w.subject)
+		if m.Subject != w.subject {
+			t.Errorf("event %d: subject %s, want %s", i, m.Subject, w.subject)
 		}
 		var env map[string]any
-		if err := json.Unmarshal(m.data, &env); err != nil {
-			t.Fatalf("event %d: %v: %s", i, err, m.data)
+		if err := json.Unmarshal(m.Data, &env); err != nil {
+			t.Fatalf("event %d: %v: %s", i, err, m.Data)
 		}
 		wantKeys := []string{"eventName", "id", "metadata", "organizationId", "payload", "resource", "resourceId", "source", "timestamp"}
 		if keys := slices.Sorted(maps.Keys(env)); !reflect.DeepEqual(keys, wantKeys) {
@@ -183,8 +184,8 @@ func TestEndToEnd(t *testing.T) {
 			cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, map[string]string{aliceToken: "U1", bobToken: "U2"}))}
 			configure(&cfg)
 			h := start(t, cfg, &syncBuffer{})
-			events := watch(t, h.srv.NATSURL(), eventSubjects)
-			states := watch(t, h.srv.NATSURL(), stateSubjects)
+			events := bustest.Watch(t, h.srv.NATSURL(), eventSubjects)
+			states := bustest.Watch(t, h.srv.NATSURL(), stateSubjects)
 
 			path, conns, subs := setUpExample(t, h)
 			token := strings.TrimPrefix(path, "/webhooks/")
@@ -192,27 +193,27 @@ func TestEndToEnd(t *testing.T) {
 			t.Run("matching user reaches only its subscription", func(t *testing.T) {
 				h := h.with(t)
 				p := postExample(t, h, path, "U1")
-				assertEnvelopes(t, events.collect(1, 300*time.Millisecond), exampleEnvelope("cust_a", conns[0], subs[0], "U1", p))
+				assertEnvelopes(t, events.Collect(1, 300*time.Millisecond), exampleEnvelope("cust_a", conns[0], subs[0], "U1", p))
 				p = postExample(t, h, path, "U2")
-				assertEnvelopes(t, events.collect(1, 300*time.Millisecond), exampleEnvelope("cust_b", conns[1], subs[1], "U2", p))
+				assertEnvelopes(t, events.Collect(1, 300*time.Millisecond), exampleEnvelope("cust_b", conns[1], subs[1], "U2", p))
 			})
 			t.Run("unmatched selector publishes nothing", func(t *testing.T) {
 				h := h.with(t)
 				postExample(t, h, path, "U3")
-				assertEnvelopes(t, events.collect(0, 500*time.Millisecond))
+				assertEnvelopes(t, events.Collect(0, 500*time.Millisecond))
 			})
 			t.Run("retried identical request is published once", func(t *testing.T) {
 				h := h.with(t)
 				p := postExample(t, h, path, "U2", "again")
 				postExample(t, h, path, "U2", "again")
-				assertEnvelopes(t, events.collect(1, 500*time.Millisecond), exampleEnvelope("cust_b", conns[1], subs[1], "U2", p))
+				assertEnvelopes(t, events.Collect(1, 500*time.Millisecond), exampleEnvelope("cust_b", conns[1], subs[1], "U2", p))
 			})
 			t.Run("deleted subscription stops its events", func(t *testing.T) {
 				h := h.with(t)
 				h.must(204, "DELETE", "/v1/event-subscriptions/"+subs[0], nil)
 				h.must(404, "GET", "/v1/event-subscriptions/"+subs[0], nil)
 				postExample(t, h, path, "U1")
-				assertEnvelopes(t, events.collect(0, 500*time.Millisecond))
+				assertEnvelopes(t, events.Collect(0, 500*time.Millisecond))
 				var left []subscriptionBody
 				h.must(200, "GET", "/v1/connections/"+conns[1]+"/event-subscriptions", nil).json(t, &left)
 				if len(left) != 1 || left[0].ID != subs[1] {
@@ -225,14 +226,14 @@ func TestEndToEnd(t *testing.T) {
 				h.must(404, "GET", "/v1/connections/"+conns[1], nil)
 				h.must(404, "GET", "/v1/event-subscriptions/"+subs[1], nil)
 				postExample(t, h, path, "U2")
-				assertEnvelopes(t, events.collect(0, 500*time.Millisecond))
+				assertEnvelopes(t, events.Collect(0, 500*time.Millisecond))
 			})
 			t.Run("state changes", func(t *testing.T) {
 				got := map[string]bool{}
-				for _, m := range states.collect(0, 500*time.Millisecond) {
-					got[m.subject] = true
-					if strings.Contains(string(m.data), aliceToken) || strings.Contains(string(m.data), secretParam) {
-						t.Errorf("state change %s carries a secret: %s", m.subject, m.data)
+				for _, m := range states.Collect(0, 500*time.Millisecond) {
+					got[m.Subject] = true
+					if strings.Contains(string(m.Data), aliceToken) || strings.Contains(string(m.Data), secretParam) {
+						t.Errorf("state change %s carries a secret: %s", m.Subject, m.Data)
 					}
 				}
 				for _, want := range []string{
@@ -293,9 +294,9 @@ func TestRestart(t *testing.T) {
 			if s.GlobalWebhookEventSelector != "user_id:U1" || s.ConnectionID != conns[0] {
 				t.Errorf("subscription after restart = %+v", s)
 			}
-			events := watch(t, h.srv.NATSURL(), eventSubjects)
+			events := bustest.Watch(t, h.srv.NATSURL(), eventSubjects)
 			p := postExample(t, h, path, "U1")
-			assertEnvelopes(t, events.collect(1, 300*time.Millisecond), exampleEnvelope("cust_a", conns[0], subs[0], "U1", p))
+			assertEnvelopes(t, events.Collect(1, 300*time.Millisecond), exampleEnvelope("cust_a", conns[0], subs[0], "U1", p))
 			h.assertNoSecrets(secretParam, aliceToken, bobToken)
 		})
 	}
