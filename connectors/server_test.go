@@ -2,7 +2,6 @@ package connectors_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 )
 
 // TestServer takes each provider's fixtures that carry a subscribe.json through a real
@@ -253,20 +253,7 @@ func startServer(t *testing.T, connectorsDir string) *serverHarness {
 	if err != nil {
 		t.Fatalf("starting the server: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("the server did not shut down within 20s")
-		}
-	})
+	servertest.Run(t, srv)
 	return &serverHarness{t: t, srv: srv, base: srv.URL()}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/server"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 	"github.com/switchboard-run/switchboard/runtime/store/embedded"
 )
 
@@ -54,25 +55,7 @@ func startServer(t *testing.T, dataDir string) *e2e {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	e := &e2e{srv: srv, log: logs}
-	var stopped bool
-	e.stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(e.stop)
-	return e
+	return &e2e{srv: srv, log: logs, stop: servertest.Run(t, srv)}
 }
 
 // collect reads the routed events the bus stored, from the first.

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/server"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 )
 
 const redisAddr = "127.0.0.1:6379"
@@ -85,25 +86,7 @@ func startInstance(t *testing.T, name string, backend func(*server.Config)) *e2e
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	e := &e2e{srv: srv, log: logs}
-	var stopped bool
-	e.stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(e.stop)
-	return e
+	return &e2e{srv: srv, log: logs, stop: servertest.Run(t, srv)}
 }
 
 // TestServersShareChannels runs two servers on one Redis and one NATS: the fake API sees

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/server"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 )
 
 // The secrets every test hands to switchboard; none may appear in a response (other than
@@ -255,26 +256,8 @@ func startStrict(t *testing.T, cfg server.Config, logs *syncBuffer) *harness {
 	if err != nil {
 		t.Fatalf("starting the server: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	h := &harness{t: t, srv: srv, base: srv.URL(), apiToken: cfg.APIToken, logs: logs, rec: &recorder{}}
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("server.Run: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Errorf("server did not shut down within 20s")
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	return h
+	return &harness{t: t, srv: srv, base: srv.URL(), apiToken: cfg.APIToken, logs: logs, rec: &recorder{},
+		stop: servertest.Run(t, srv)}
 }
 
 // rawBody is a request body sent as is.
