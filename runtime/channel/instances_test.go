@@ -1,9 +1,6 @@
 package channel_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -11,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/channel"
 	"github.com/switchboard-run/switchboard/runtime/server"
 	"github.com/switchboard-run/switchboard/runtime/server/servertest"
@@ -26,37 +20,8 @@ const redisAddr = "127.0.0.1:6379"
 // several instances of one deployment share.
 func sharedBackend(t *testing.T) func(cfg *server.Config) {
 	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	prefix := "sbtest-" + hex.EncodeToString(b)
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		t.Fatalf("this test needs a real Redis at %s: %v", redisAddr, err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var cursor uint64
-		for {
-			keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
-			if err != nil {
-				t.Errorf("cleaning up redis keys %s*: %v", prefix, err)
-				break
-			}
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
-		}
-		rdb.Close()
-	})
-	n, err := bus.StartEmbedded(t.Context(), bus.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("starting nats: %v", err)
-	}
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	natsURL := n.ClientURL()
+	prefix := servertest.RedisPrefix(t, redisAddr)
+	natsURL := servertest.StartNATS(t).ClientURL()
 	return func(cfg *server.Config) {
 		cfg.RedisURL = "redis://" + redisAddr + "/0"
 		cfg.RedisPrefix = prefix

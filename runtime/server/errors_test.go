@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-run/switchboard/runtime/bus/bustest"
 	"github.com/switchboard-run/switchboard/runtime/server"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 )
 
 // setUpFaulty installs the faulty test connector as integration f1 with connection conn_f
@@ -152,7 +153,7 @@ func TestPrivateNetworksRefused(t *testing.T) {
 // TestBusDown stops the NATS server under a running switchboard: ingest must answer 503
 // with Retry-After at once, never 2xx, and /readyz must name the bus.
 func TestBusDown(t *testing.T) {
-	n := startNATSServer(t)
+	n := servertest.StartNATS(t)
 	cfg := server.Config{ConnectorsDir: connectorsDir(t, fakeAPI(t, nil)), DataDir: t.TempDir(), NATSURL: n.ClientURL()}
 	h := start(t, cfg, &syncBuffer{})
 	path, _ := setUpFaulty(t, h)

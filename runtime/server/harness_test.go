@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,11 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/server"
 	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 )
@@ -67,58 +62,14 @@ func redisBackend(t *testing.T) func(cfg *server.Config) {
 
 // redisBackendAt is redisBackend with the server reaching Redis at url (a proxy, say).
 func redisBackendAt(t *testing.T, url string) func(cfg *server.Config) {
-	prefix := "sbtest-" + randomHex(t, 6)
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	if err := rdb.Ping(t.Context()).Err(); err != nil {
-		t.Fatalf("these tests need a real Redis at 127.0.0.1:6379 (.ci/run starts one): %v", err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		var cursor uint64
-		for {
-			keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
-			if err != nil {
-				t.Errorf("cleaning up redis keys %s*: %v", prefix, err)
-				break
-			}
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
-		}
-		rdb.Close()
-	})
-	natsURL := startNATS(t)
+	prefix := servertest.RedisPrefix(t, "127.0.0.1:6379")
+	natsURL := servertest.StartNATS(t).ClientURL()
 	return func(cfg *server.Config) {
 		cfg.DataDir = t.TempDir()
 		cfg.RedisURL = url
 		cfg.RedisPrefix = prefix
 		cfg.NATSURL = natsURL
 	}
-}
-
-// startNATS runs a NATS server with JetStream in-process on a random loopback port until the
-// test ends, and returns its URL.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	n := startNATSServer(t)
-	return n.ClientURL()
-}
-
-func startNATSServer(t *testing.T) *bus.Embedded {
-	t.Helper()
-	n, err := bus.StartEmbedded(t.Context(), bus.EmbeddedConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("starting nats: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Shutdown(ctx)
-	})
-	return n
 }
 
 func randomHex(t testing.TB, n int) string {
