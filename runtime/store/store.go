@@ -130,6 +130,13 @@ func (s *Subscription) Bind(c Connection) error {
 	return nil
 }
 
+// WebhookRef is what a global webhook's token stands for: that webhook of that
+// integration. The stores keep it as JSON beside the token.
+type WebhookRef struct {
+	IntegrationKey string `json:"integrationKey"`
+	WebhookKey     string `json:"webhookKey"`
+}
+
 // Route is what routing needs of a matched subscription, kept in the selector index so that
 // one lookup answers a request without reading the full records.
 type Route struct {

@@ -230,12 +230,6 @@ func (s *Store) DeleteIntegration(ctx context.Context, k string) error {
 	return nil
 }
 
-// tokenOwner is what a webhook token stands for.
-type tokenOwner struct {
-	IntegrationKey string `json:"integrationKey"`
-	WebhookKey     string `json:"webhookKey"`
-}
-
 func (s *Store) WebhookToken(ctx context.Context, integrationKey, webhookKey string) (string, error) {
 	switch {
 	case !store.ValidKey(integrationKey):
@@ -271,7 +265,7 @@ func (s *Store) WebhookToken(ctx context.Context, integrationKey, webhookKey str
 		if err != nil {
 			return err
 		}
-		if err := put(tx.Bucket([]byte(tokens)), []byte(t), tokenOwner{integrationKey, webhookKey}); err != nil {
+		if err := put(tx.Bucket([]byte(tokens)), []byte(t), store.WebhookRef{IntegrationKey: integrationKey, WebhookKey: webhookKey}); err != nil {
 			return err
 		}
 		token = t
@@ -287,9 +281,9 @@ func (s *Store) ResolveWebhookToken(ctx context.Context, token string) (string, 
 	if token == "" {
 		return "", "", fmt.Errorf("resolving a webhook token: %w", store.ErrNotFound)
 	}
-	var owner tokenOwner
+	var owner store.WebhookRef
 	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
-		owner, err = get[tokenOwner](tx.Bucket([]byte(tokens)), []byte(token))
+		owner, err = get[store.WebhookRef](tx.Bucket([]byte(tokens)), []byte(token))
 		return err
 	})
 	if err != nil {

@@ -92,7 +92,7 @@ type entryStamp struct {
 
 type tokenEntry struct {
 	entryStamp
-	owner tokenOwner
+	owner store.WebhookRef
 }
 
 type recordEntry struct {
@@ -190,20 +190,20 @@ func (c *cache) valid(integrationKey string, st entryStamp) bool {
 	return c.now().Before(st.expires)
 }
 
-func (c *cache) lookupToken(token string) (tokenOwner, bool) {
+func (c *cache) lookupToken(token string) (store.WebhookRef, bool) {
 	if c == nil || !c.inv.IsConnected() {
-		return tokenOwner{}, false
+		return store.WebhookRef{}, false
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.tokens[token]
 	if !ok || !c.valid(e.owner.IntegrationKey, e.entryStamp) {
-		return tokenOwner{}, false
+		return store.WebhookRef{}, false
 	}
 	return e.owner, true
 }
 
-func (c *cache) putToken(token string, owner tokenOwner, st entryStamp) {
+func (c *cache) putToken(token string, owner store.WebhookRef, st entryStamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.valid(owner.IntegrationKey, st) { // else invalidated during the read

@@ -384,12 +384,6 @@ func (s *Store) DeleteIntegration(ctx context.Context, key string) error {
 	return nil
 }
 
-// tokenOwner is what a webhook token stands for.
-type tokenOwner struct {
-	IntegrationKey string `json:"integrationKey"`
-	WebhookKey     string `json:"webhookKey"`
-}
-
 // WebhookToken keeps the token in the integration's tokens hash, which is the truth, and
 // points p:token:<token> at it. Racing callers each try to set their own candidate in one
 // transaction; the first commit wins and the others read it on their retry.
@@ -430,7 +424,7 @@ func (s *Store) WebhookToken(ctx context.Context, integrationKey, webhookKey str
 	}
 	// Written on every call: a crash before this line is healed by the next call, and the
 	// token reaches no one before it is resolvable.
-	owner, err := json.Marshal(tokenOwner{integrationKey, webhookKey})
+	owner, err := json.Marshal(store.WebhookRef{IntegrationKey: integrationKey, WebhookKey: webhookKey})
 	if err != nil {
 		return "", err
 	}
@@ -449,7 +443,7 @@ func (s *Store) ResolveWebhookToken(ctx context.Context, token string) (string, 
 		return owner.IntegrationKey, owner.WebhookKey, nil
 	}
 	st, cacheable := s.cache.stamp()
-	owner, err := get[tokenOwner](ctx, s.rdb, s.tokenKey(token))
+	owner, err := get[store.WebhookRef](ctx, s.rdb, s.tokenKey(token))
 	if err != nil {
 		return "", "", fmt.Errorf("resolving a webhook token: %w", err)
 	}
