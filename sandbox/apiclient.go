@@ -51,6 +51,25 @@ func (in *instance) apiClient(c *call) *goja.Object {
 	return obj
 }
 
+// apiClientGetter is the getter of the argument's apiClient property: the client is made on
+// first read, since most handle calls never touch it. One getter serves every call of the
+// runtime, handing out the client of the call in progress.
+func (in *instance) apiClientGetter() goja.Value {
+	if in.apiGet == nil {
+		in.apiGet = in.vm.ToValue(func(goja.FunctionCall) goja.Value {
+			c := in.call
+			if c == nil {
+				return goja.Undefined()
+			}
+			if c.client == nil {
+				c.client = in.apiClient(c)
+			}
+			return c.client
+		})
+	}
+	return in.apiGet
+}
+
 // apiResponse is what the HTTP goroutine hands back; no goja values in it.
 type apiResponse struct {
 	status int

@@ -79,7 +79,7 @@ func BenchmarkCallPooled(b *testing.B) {
 	b.Run("pool-body", func(b *testing.B) {
 		p := NewPool(s, Config{})
 		bodyArg := maps.Clone(arg)
-		bodyArg["data"] = CheckedJSON(webhookBody)
+		bodyArg["data"] = JSONOrText(webhookBody)
 		b.ReportAllocs()
 		for b.Loop() {
 			result, err := p.Call(b.Context(), bodyArg, Env{})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/big"
 	"reflect"
@@ -27,10 +26,11 @@ var (
 	errCycle   = errors.New("value contains a cycle")
 )
 
-// CheckedJSON is JSON text its maker has checked (json.Valid) and will not change. As an
-// argument it converts like a json.RawMessage, without being checked again: an ingest
-// request's body is checked once, where it is told apart from text.
-type CheckedJSON []byte
+// JSONOrText is a body that says it is JSON, which its maker will not change. As an
+// argument it is the JSON's value, decoded as the script reads it, when the text is valid
+// JSON as json.Valid judges it, and otherwise the text, as a string. The check is the scan
+// that finds the top level's members, not a pass of its own (lazyjson.go).
+type JSONOrText []byte
 
 // toValue builds native JavaScript values from plain Go values: real objects and arrays,
 // not goja's wrappers around Go maps and slices, so scripts see ordinary JS semantics.
@@ -63,16 +63,21 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		}
 		return vm.ToValue(f), nil
 	case json.RawMessage:
-		if !json.Valid(v) {
+		val, ok := in.lazyJSON(v, in.call != nil && in.call.inArgument)
+		if !ok {
 			var x any // encoding/json names what is wrong
 			return nil, fmt.Errorf("decoding JSON: %w", cmp.Or(json.Unmarshal(v, &x), errJSONSyntax))
 		}
-		return in.lazyJSON(v, in.call != nil && in.call.inArgument), nil
-	case CheckedJSON:
-		return in.lazyJSON(v, in.call != nil && in.call.inArgument), nil
+		return val, nil
+	case JSONOrText:
+		if val, ok := in.lazyJSON(v, in.call != nil && in.call.inArgument); ok {
+			return val, nil
+		}
+		return vm.ToValue(string(v)), nil
 	case map[string]any:
 		obj := vm.NewObject()
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		var buf [16]string
+		for _, k := range sortedKeys(v, buf[:0]) {
 			e, err := in.toValueDepth(v[k], depth+1)
 			if err != nil {
 				return nil, err
@@ -94,7 +99,8 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		return vm.NewArray(items...), nil
 	case map[string]string:
 		obj := vm.NewObject()
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		var buf [16]string
+		for _, k := range sortedKeys(v, buf[:0]) {
 			if err := defineData(obj, k, vm.ToValue(v[k])); err != nil {
 				return nil, err
 			}
@@ -110,6 +116,16 @@ func (in *instance) toValueDepth(v any, depth int) (goja.Value, error) {
 		return vm.ToValue(v.UTC().Format(time.RFC3339Nano)), nil
 	}
 	return in.reflectValue(reflect.ValueOf(v), depth)
+}
+
+// sortedKeys appends m's keys to buf, sorted: objects made from Go maps list their keys in
+// the same order every time. A caller's small buf keeps the keys off the heap.
+func sortedKeys[V any](m map[string]V, buf []string) []string {
+	for k := range m {
+		buf = append(buf, k)
+	}
+	slices.Sort(buf)
+	return buf
 }
 
 // reflectValue covers the less common shapes: other numbers, named map and slice types

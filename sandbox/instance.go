@@ -29,6 +29,7 @@ type instance struct {
 	modules  map[string]goja.Value // what allowed imports resolve to; set when library is built
 	newError goja.Constructor      // the original Error, safe from scripts that replace the global
 	handle   goja.Callable         // the default export; nil until load
+	apiGet   goja.Value            // the getter of every call's apiClient; nil until first needed
 	call     *call                 // the call in progress; nil between calls
 
 	// memErr is set, once, when a guard or the watchdog stops a call for memory; aborted
@@ -56,7 +57,8 @@ type call struct {
 	pending     int
 	done        chan struct{} // closed when the call returns; late completions are dropped
 
-	api *apiState // made on the first apiClient request
+	api    *apiState    // made on the first apiClient request
+	client *goja.Object // the argument's apiClient, made on first read
 
 	// inArgument is set while the call's argument converts: JSON in it that is still
 	// unchanged when the result is exported is exported as received (lazyjson.go).
@@ -305,15 +307,7 @@ func (in *instance) invoke(c *call, arg any) (result any, err error) {
 	}
 	if obj, ok := argv.(*goja.Object); ok && isMap(arg) {
 		// Not enumerable: a script returning or spreading its argument does not carry it.
-		// Made on first read: most handle calls never touch it.
-		var client *goja.Object
-		getter := in.vm.ToValue(func(goja.FunctionCall) goja.Value {
-			if client == nil {
-				client = in.apiClient(c)
-			}
-			return client
-		})
-		if err := obj.DefineAccessorProperty("apiClient", getter, nil, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
+		if err := obj.DefineAccessorProperty("apiClient", in.apiClientGetter(), nil, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
 			return nil, fmt.Errorf("installing apiClient: %w", err)
 		}
 	}

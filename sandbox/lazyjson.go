@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"reflect"
@@ -66,29 +67,50 @@ var (
 	lazyArrayType  = reflect.TypeFor[*lazyArray]()
 )
 
-// lazyJSON turns valid JSON text (checked by the caller: reads never meet a syntax error)
-// into a JavaScript value: a dynamic object or array decoded as it is read, or a scalar.
-func (in *instance) lazyJSON(data []byte, reuse bool) goja.Value {
-	return in.lazyValue(trimSpace(data), &lazyNode{reuse: reuse})
+// lazyJSON turns JSON text into a JavaScript value: a dynamic object or array decoded as it
+// is read, or a scalar. It reports false, with no value, when data is not valid JSON as
+// json.Valid judges it. There is no separate check: the scan that indexes the top level
+// checks every value below it as it skips over it (skipValue), so the text is read once.
+func (in *instance) lazyJSON(data []byte, reuse bool) (goja.Value, bool) {
+	raw := trimSpace(data)
+	if len(raw) == 0 {
+		return nil, false
+	}
+	return in.lazyValue(raw, &lazyNode{reuse: reuse}, 0)
 }
 
-// lazyValue makes the value of one JSON value, valid and without surrounding space, held by
-// parent (for the top value, a node that stands for the argument).
-func (in *instance) lazyValue(raw []byte, parent *lazyNode) goja.Value {
+// lazyValue makes the value of one JSON value without surrounding space, held by parent
+// (for the top value, a node that stands for the argument) inside depth containers. It
+// reports false when raw is not exactly one valid JSON value; that cannot happen below the
+// top, whose scan checked everything.
+func (in *instance) lazyValue(raw []byte, parent *lazyNode, depth int) (goja.Value, bool) {
 	switch raw[0] {
 	case '{':
 		o := &lazyObject{lazyNode: lazyNode{in: in, raw: raw, parent: parent, reuse: parent.reuse}}
-		o.scan()
-		return in.vm.NewDynamicObject(o)
+		if !o.scan(depth + 1) {
+			return nil, false
+		}
+		return in.vm.NewDynamicObject(o), true
 	case '[':
 		a := &lazyArray{lazyNode: lazyNode{in: in, raw: raw, parent: parent, reuse: parent.reuse}}
-		a.scan()
-		return in.vm.NewDynamicArray(a)
+		if !a.scan(depth + 1) {
+			return nil, false
+		}
+		return in.vm.NewDynamicArray(a), true
 	}
 	d := jsonDecoder{in: in, data: raw}
 	v, err := d.scalar()
-	if err != nil {
-		panic(in.vm.NewGoError(err)) // cannot happen: the text was checked
+	if err != nil || d.pos != len(raw) {
+		return nil, false
+	}
+	return v, true
+}
+
+// member makes the value of a member of a scanned object or array: checked already.
+func (in *instance) member(raw []byte, parent *lazyNode) goja.Value {
+	v, ok := in.lazyValue(raw, parent, 0)
+	if !ok {
+		panic(in.vm.NewGoError(errJSONSyntax)) // cannot happen: the top level's scan checked it
 	}
 	return v
 }
@@ -104,16 +126,29 @@ type lazyObject struct {
 	pos  map[string]int // index of each key, for objects too long to search
 }
 
-func (o *lazyObject) scan() {
+// scan finds the members of the object, depth containers deep counting itself, and
+// reports whether o.raw is exactly one valid JSON object.
+func (o *lazyObject) scan(depth int) bool {
 	s := jsonDecoder{in: o.in, data: o.raw, pos: 1}
+	o.keys, o.raws = make([]string, 0, 8), make([][]byte, 0, 8)
 	var indexKeys bool
-	for s.skipSpace(); s.data[s.pos] != '}'; s.skipSpace() {
-		key, _ := s.str()
+	if s.skipSpace(); s.next('}') {
+		return o.scanned(indexKeys, s.pos == len(s.data))
+	}
+	for {
 		s.skipSpace()
-		s.pos++ // ':'
+		key, err := s.str()
+		if err != nil {
+			return false
+		}
+		if s.skipSpace(); !s.next(':') {
+			return false
+		}
 		s.skipSpace()
 		start := s.pos
-		s.skipValue()
+		if !s.skipValue(depth) {
+			return false
+		}
 		if i := o.index(key); i >= 0 {
 			o.raws[i] = s.data[start:s.pos]
 			o.touch() // its JSON says more than its value: never reused
@@ -126,14 +161,22 @@ func (o *lazyObject) scan() {
 			indexKeys = indexKeys || isArrayIndex(key)
 		}
 		s.skipSpace()
-		if s.data[s.pos] == ',' {
-			s.pos++
+		if s.next(',') {
+			continue
 		}
+		if s.next('}') {
+			return o.scanned(indexKeys, s.pos == len(s.data))
+		}
+		return false
 	}
+}
+
+func (o *lazyObject) scanned(indexKeys, ok bool) bool {
 	o.vals = make([]goja.Value, len(o.keys))
 	if indexKeys {
 		o.orderIndexKeys()
 	}
+	return ok
 }
 
 func (o *lazyObject) indexAll() {
@@ -205,7 +248,7 @@ func (o *lazyObject) Get(key string) goja.Value {
 		return nil
 	}
 	if o.vals[i] == nil {
-		o.vals[i] = o.in.lazyValue(o.raws[i], &o.lazyNode)
+		o.vals[i] = o.in.member(o.raws[i], &o.lazyNode)
 	}
 	return o.vals[i]
 }
@@ -273,18 +316,30 @@ type lazyArray struct {
 	vals []goja.Value
 }
 
-func (a *lazyArray) scan() {
+// scan finds the elements of the array, depth containers deep counting itself, and
+// reports whether a.raw is exactly one valid JSON array.
+func (a *lazyArray) scan(depth int) bool {
 	s := jsonDecoder{in: a.in, data: a.raw, pos: 1}
-	for s.skipSpace(); s.data[s.pos] != ']'; s.skipSpace() {
-		start := s.pos
-		s.skipValue()
-		a.raws = append(a.raws, s.data[start:s.pos])
-		s.skipSpace()
-		if s.data[s.pos] == ',' {
-			s.pos++
+	ok := func() bool {
+		if s.skipSpace(); s.next(']') {
+			return true
 		}
-	}
+		for {
+			s.skipSpace()
+			start := s.pos
+			if !s.skipValue(depth) {
+				return false
+			}
+			a.raws = append(a.raws, s.data[start:s.pos])
+			s.skipSpace()
+			if s.next(',') {
+				continue
+			}
+			return s.next(']')
+		}
+	}()
 	a.vals = make([]goja.Value, len(a.raws))
+	return ok && s.pos == len(s.data)
 }
 
 func (a *lazyArray) Len() int { return len(a.vals) }
@@ -297,7 +352,7 @@ func (a *lazyArray) Get(idx int) goja.Value {
 		if a.raws[idx] == nil {
 			return goja.Undefined()
 		}
-		a.vals[idx] = a.in.lazyValue(a.raws[idx], &a.lazyNode)
+		a.vals[idx] = a.in.member(a.raws[idx], &a.lazyNode)
 	}
 	return a.vals[idx]
 }
@@ -330,42 +385,171 @@ func (a *lazyArray) SetLen(n int) bool {
 	return true
 }
 
-// skipValue moves past the value at s.pos, in valid JSON text, without decoding it.
-func (s *jsonDecoder) skipValue() {
-	depth := 0
-	for s.pos < len(s.data) {
-		switch c := s.data[s.pos]; c {
-		case '"':
-			s.pos++
-			for s.pos < len(s.data) && s.data[s.pos] != '"' {
-				if s.data[s.pos] == '\\' {
-					s.pos++
-				}
-				s.pos++
-			}
-			s.pos++
-		case '{', '[':
-			depth++
-			s.pos++
-		case '}', ']':
-			if depth == 0 {
-				return // the end of what holds the value
-			}
-			depth--
-			s.pos++
-		case ',', ' ', '\t', '\n', '\r', ':':
-			if depth == 0 {
-				return
-			}
-			s.pos++
-		default: // a number or a literal
-			s.pos++
-			continue
+// maxNesting is how deep json.Valid lets containers nest.
+const maxNesting = 10000
+
+// skipValue moves past the value at s.pos, inside depth containers, without decoding it, and
+// reports whether it is valid JSON as json.Valid judges it: JSON's grammar, strings without
+// control characters and with valid escapes (invalid UTF-8 passes, as there), at most
+// maxNesting containers deep. It stops right after the value.
+func (s *jsonDecoder) skipValue(depth int) bool {
+	var inline [64]byte
+	open := inline[:0] // the '{' or '[' of each container open inside the value
+	for {
+		// A value starts here.
+		if s.pos >= len(s.data) {
+			return false
 		}
-		if depth == 0 {
-			return
+		switch c := s.data[s.pos]; {
+		case c == '{' || c == '[':
+			s.pos++
+			if depth+len(open) >= maxNesting {
+				return false
+			}
+			s.skipSpace()
+			if s.next(c + 2) { // '}' and ']' are two past '{' and '['
+				break
+			}
+			open = append(open, c)
+			if c == '{' && !s.skipKey() {
+				return false
+			}
+			s.skipSpace()
+			continue
+		case c == '"':
+			if !s.skipString() {
+				return false
+			}
+		case c == 't':
+			if !s.skipLiteral("true") {
+				return false
+			}
+		case c == 'f':
+			if !s.skipLiteral("false") {
+				return false
+			}
+		case c == 'n':
+			if !s.skipLiteral("null") {
+				return false
+			}
+		case c == '-' || ('0' <= c && c <= '9'):
+			if !s.skipNumber() {
+				return false
+			}
+		default:
+			return false
+		}
+		// A value ended: close what it ends, or go on to the next member.
+		for {
+			if len(open) == 0 {
+				return true
+			}
+			s.skipSpace()
+			top := open[len(open)-1]
+			if s.next(',') {
+				if top == '{' && !s.skipKey() {
+					return false
+				}
+				s.skipSpace()
+				break
+			}
+			if !s.next(top + 2) {
+				return false
+			}
+			open = open[:len(open)-1]
 		}
 	}
+}
+
+// next moves past c if it is at s.pos.
+func (s *jsonDecoder) next(c byte) bool {
+	if s.pos < len(s.data) && s.data[s.pos] == c {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+// skipKey moves past an object member's key and its colon, and the space around them.
+func (s *jsonDecoder) skipKey() bool {
+	s.skipSpace()
+	if !s.skipString() {
+		return false
+	}
+	s.skipSpace()
+	return s.next(':')
+}
+
+// skipString moves past the string at s.pos.
+func (s *jsonDecoder) skipString() bool {
+	if !s.next('"') {
+		return false
+	}
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		s.pos++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.pos >= len(s.data) {
+				return false
+			}
+			e := s.data[s.pos]
+			s.pos++
+			switch e {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.pos+4 > len(s.data) {
+					return false
+				}
+				for _, h := range s.data[s.pos : s.pos+4] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				s.pos += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func (s *jsonDecoder) skipLiteral(word string) bool {
+	if !bytes.HasPrefix(s.data[s.pos:], []byte(word)) {
+		return false
+	}
+	s.pos += len(word)
+	return true
+}
+
+// skipNumber moves past the number at s.pos: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *jsonDecoder) skipNumber() bool {
+	digits := func() bool {
+		start := s.pos
+		for s.pos < len(s.data) && '0' <= s.data[s.pos] && s.data[s.pos] <= '9' {
+			s.pos++
+		}
+		return s.pos > start
+	}
+	s.next('-')
+	if !s.next('0') && !digits() {
+		return false
+	}
+	if s.next('.') && !digits() {
+		return false
+	}
+	if s.next('e') || s.next('E') {
+		if !s.next('+') {
+			s.next('-')
+		}
+		return digits()
+	}
+	return true
 }
 
 func trimSpace(b []byte) []byte {

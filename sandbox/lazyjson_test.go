@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -79,4 +80,111 @@ func TestLazyJSONInvalid(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "JSON") {
 		t.Fatalf("err = %v, want one about the JSON", err)
 	}
+}
+
+// jsonValidityCases are the edges of JSON's grammar where a validator can go wrong.
+var jsonValidityCases = []string{
+	``, ` `, `{}`, `[]`, ` {} `, "\t[\r\n]\n", `{`, `}`, `[`, `]`, `{]`, `[}`, `{"a"}`, `{"a":}`, `{"a":1,}`,
+	`{,"a":1}`, `{"a":1 "b":2}`, `{"a" 1}`, `{1:2}`, `{a:1}`, `[1,]`, `[,1]`, `[1 2]`, `[1]]`, `[[1]`,
+	`0`, `-0`, `01`, `-01`, `1.`, `.5`, `-`, `+1`, `1e`, `1e+`, `1E-2`, `1.5e3`, `-0.0e-0`, `1e400`, `0x1`,
+	`true`, `false`, `null`, `tru`, `nul`, `True`, `nulll`, `truefalse`, `1 2`, `"a" "b"`,
+	`"open`, `"\`, `"\"`, `"\\"`, `"\/\b\f\n\r\t"`, `"\a"`, `"\x41"`, `"\u00e9"`, `"\u00E9"`, `"\u12"`,
+	`"\u12G4"`, `"\ud800"`, "\"ctl \x01\"", "\"tab \t\"", "\"del \x7f\"", "\"\xff\xfe not UTF-8\"",
+	"\xef\xbb\xbf{}", "{}\x00", `{"a":[{"b":{"c":[null,true,"x",-1.5]}}],"d":{}}`, `{"a":1,"a":2}`,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	`{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+	`{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+}
+
+// JSON is valid for the sandbox exactly when it is for encoding/json: what the ingest path
+// decodes and what it hands over as text is what json.Valid would have decided.
+func TestLazyJSONValidity(t *testing.T) {
+	in := newTestInstance(t)
+	for _, doc := range jsonValidityCases {
+		if _, ok := in.lazyJSON([]byte(doc), false); ok != json.Valid([]byte(doc)) {
+			t.Errorf("%.40q: valid %v, encoding/json says %v", doc, ok, !ok)
+		}
+	}
+}
+
+// A JSONOrText that is not valid JSON reaches the script as its text; a valid one as its
+// value.
+func TestJSONOrText(t *testing.T) {
+	for _, doc := range []string{`{"a":`, `[1,]`, "\"ctl \x01\"", `{"a":1} trailing`, `{"a":1}`, `[1,{"b":"c"}]`, `"s"`, `12`} {
+		got, err := callOnPool(t, "export default ({ data }) => ({ type: typeof data, text: JSON.stringify(data) })", Config{},
+			map[string]any{"data": JSONOrText(doc)})
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		want := map[string]any{"type": "string", "text": mustMarshal(t, doc)}
+		if json.Valid([]byte(doc)) {
+			var v any
+			_ = json.Unmarshal([]byte(doc), &v)
+			typ := "object"
+			switch v.(type) {
+			case string:
+				typ = "string"
+			case float64:
+				typ = "number"
+			}
+			want = map[string]any{"type": typ, "text": mustMarshal(t, v)}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %#v, want %#v", doc, got, want)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := marshalJSON(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// FuzzLazyJSONValidity: the sandbox's one-pass check agrees with json.Valid, and what it
+// accepts decodes to what encoding/json makes of it. Run for a while with
+// go test ./sandbox -run '^$' -fuzz FuzzLazyJSONValidity -fuzztime 5m
+func FuzzLazyJSONValidity(f *testing.F) {
+	for _, doc := range jsonValidityCases {
+		if len(doc) < 1000 {
+			f.Add([]byte(doc))
+		}
+	}
+	f.Add([]byte(lazyBody))
+	in := newTestInstance(f)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		v, ok := in.lazyJSON(doc, false)
+		if ok != json.Valid(doc) {
+			t.Fatalf("%q: valid %v, encoding/json says %v", doc, ok, !ok)
+		}
+		if !ok {
+			return
+		}
+		got, err := in.export(v)
+		if err != nil {
+			t.Fatalf("%q: exporting: %v", doc, err)
+		}
+		var want any
+		if err := json.Unmarshal(doc, &want); err != nil {
+			return // a number beyond float64, which JSON.parse makes Infinity
+		}
+		if !reflect.DeepEqual(got, want) { // -0 equals 0 here, as JSON.stringify writes it
+			t.Fatalf("%q: decoded as %s, encoding/json makes %s", doc, mustMarshal(t, got), mustMarshal(t, want))
+		}
+	})
+}
+
+// newTestInstance is a runtime with intrinsics left writable, for tests that call its
+// methods directly.
+func newTestInstance(tb testing.TB) *instance {
+	tb.Helper()
+	in, err := newInstance(mustCompile(tb, "export default () => {}"), discardLogger(), Limits{}, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return in
 }

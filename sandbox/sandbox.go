@@ -4,8 +4,8 @@
 // It is the only package that imports goja and esbuild. Nothing here knows about
 // connectors, stores or HTTP routes: callers hand in a compiled Script, an argument made of
 // plain Go values (map[string]any, []any, string, float64, bool, nil, json.RawMessage,
-// CheckedJSON) and,
-// for scripts that may call the app's API, an *API describing where apiClient points.
+// JSONOrText) and, for scripts that may call the app's API, an *API describing where
+// apiClient points.
 //
 // Compiling: esbuild bundles the module once, at load, into a CommonJS function with an
 // inline source map, and goja compiles that once; every position a script error or stack
@@ -15,7 +15,7 @@
 // function is a *CompileError. Scripts see no require, module, exports, process or global.
 //
 // Values: arguments become native JavaScript objects and arrays (Go map keys in sorted
-// order), JSON text (json.RawMessage, CheckedJSON) objects and arrays decoded as the script
+// order), JSON text (json.RawMessage, JSONOrText) objects and arrays decoded as the script
 // reads them (lazyjson.go); results come back the way JSON.stringify would see them:
 // map[string]any, []any, string, float64, bool and nil, with undefined, functions and
 // symbols dropped from objects (null in arrays), Dates as RFC 3339 strings and toJSON

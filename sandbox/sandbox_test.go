@@ -633,10 +633,10 @@ func TestArgumentRawJSON(t *testing.T) {
 		if !reflect.DeepEqual(got, []any{want}) {
 			t.Errorf("%q: got %#v, want %#v", doc, got, []any{want})
 		}
-		// CheckedJSON, which the ingest path passes, converts the same.
-		checked, err := callOnPool(t, copyData, Config{}, map[string]any{"data": CheckedJSON(doc)})
+		// JSONOrText, which the ingest path passes, converts the same.
+		checked, err := callOnPool(t, copyData, Config{}, map[string]any{"data": JSONOrText(doc)})
 		if err != nil || !reflect.DeepEqual(checked, got) {
-			t.Errorf("%q as CheckedJSON: %#v, %v; want %#v", doc, checked, err, got)
+			t.Errorf("%q as JSONOrText: %#v, %v; want %#v", doc, checked, err, got)
 		}
 	}
 	invalid := []string{``, ` `, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `[1,]`, `[1 2]`, `01`, `1.`, `.5`, `-`, `1e`,

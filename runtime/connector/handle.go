@@ -16,10 +16,10 @@ import (
 //
 //   - method: the HTTP method (an addition to SPEC 2.2's list);
 //   - query: an object of strings, a list of strings for a repeated key;
-//   - data: the body by Content-Type: JSON (application/json or any +json type), checked
-//     here, as a sandbox.CheckedJSON of body (which the sandbox decodes as the script reads
-//     it, keys in document order; the caller must not change body afterwards), invalid
-//     JSON kept as the string;
+//   - data: the body by Content-Type: JSON (application/json or any +json type) as a
+//     sandbox.JSONOrText of body (which the sandbox decodes as the script reads it, keys
+//     in document order, or hands over as the string when it is not valid JSON; the
+//     caller must not change body afterwards);
 //     application/x-www-form-urlencoded to an object like query (an unparsable form is
 //     kept as the string); anything else, or no Content-Type, the body as a string; an
 //     empty body is null whatever the type;
@@ -76,12 +76,9 @@ func parseBody(contentType string, body []byte) any {
 	}
 	switch {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		// Checked here, decoded by the sandbox straight into JavaScript values: no Go
-		// values in between.
-		if !json.Valid(body) {
-			return string(body)
-		}
-		return sandbox.CheckedJSON(body)
+		// Checked and decoded by the sandbox straight into JavaScript values as the script
+		// reads them: no Go values in between.
+		return sandbox.JSONOrText(body)
 	case mt == "application/x-www-form-urlencoded":
 		q, err := url.ParseQuery(string(body))
 		if err != nil {

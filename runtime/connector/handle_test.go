@@ -46,18 +46,27 @@ func TestHandleInput(t *testing.T) {
 	}
 }
 
-// decodedData is handle's data as the sandbox sees it: JSON decoded.
+// decodedData is handle's data as a script sees it: in handle's argument, through the
+// sandbox, and back as plain Go values.
 func decodedData(t testing.TB, in map[string]any) any {
 	t.Helper()
-	raw, ok := in["data"].(sandbox.CheckedJSON)
-	if !ok {
-		return in["data"]
+	s, err := sandbox.Compile("data.js", []byte("export default ({ data }) => ({ data })"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatalf("data is not JSON: %v", err)
+	out, err := s.CallOnce(t.Context(), sandbox.Config{}, map[string]any{"data": in["data"]}, sandbox.Env{})
+	if err != nil {
+		t.Fatalf("calling a handle with data %#v: %v", in["data"], err)
 	}
-	return v
+	data := out.(map[string]any)["data"]
+	if raw, ok := data.(json.RawMessage); ok { // JSON returned as received
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("data is not JSON: %v", err)
+		}
+		return v
+	}
+	return data
 }
 
 func TestHandleInputRequest(t *testing.T) {
