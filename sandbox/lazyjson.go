@@ -155,7 +155,9 @@ func (o *lazyObject) scan(depth int) bool {
 		} else {
 			o.keys = append(o.keys, key)
 			o.raws = append(o.raws, s.data[start:s.pos])
-			if len(o.keys) > 8 {
+			if o.pos != nil {
+				o.pos[key] = len(o.keys) - 1
+			} else if len(o.keys) > 8 {
 				o.indexAll()
 			}
 			indexKeys = indexKeys || isArrayIndex(key)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,8 +24,8 @@ import (
 // their failures, in order:
 //
 //  1. a declared body over MaxBody: 413;
-//  2. the token resolved to an integration and webhook: unknown 404, store down 503;
-//     over the URL's rate (IngestRate): 429 with Retry-After;
+//  2. the token resolved to an integration and webhook, and the integration read: unknown
+//     404, store down 503; over the URL's rate (IngestRate): 429 with Retry-After;
 //  3. the body read, at most MaxBody bytes: 413;
 //  4. handle run on the pool of that integration and webhook: a throw or timeout 500;
 //  5. the events routed and published, waiting for every acknowledgement: store or bus
@@ -36,8 +37,9 @@ import (
 // path, query and body), which the bus uses to drop what it already has. Events already
 // published, known by their id or the sender's delivery id header (see deliveryID), are
 // dropped for days after (router.Seen). A request whose handle failed is kept as a dead
-// letter for replay (deadletters.go). Store calls are bounded by storeTimeout: a Redis
-// that is down or silent makes a quick 503, not a hanging request.
+// letter for replay (deadletters.go). The store reads before handle are bounded by
+// storeTimeout together: a Redis that is down or silent makes a quick 503, not a hanging
+// request.
 func (a *API) ingest(c echo.Context) error {
 	integration := "unknown"
 	start := time.Now()
@@ -59,9 +61,11 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 	}
 
 	token := c.Param("token")
+	// One deadline for the two reads before handle: both are usually answered from the
+	// store's cache, where a timer per read costs more than the read.
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	ik, wk, err := a.cfg.Store.ResolveWebhookToken(sctx, token)
-	cancel()
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("no webhook at this URL")
@@ -77,16 +81,6 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 		return e
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return invalid("", "reading the request body: %v", err)
-	}
-
-	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
 	in, err := a.cfg.Store.GetIntegration(sctx, ik)
 	cancel()
 	if err != nil {
@@ -94,6 +88,21 @@ func (a *API) ingestRequest(c echo.Context, integrationKey *string) error {
 			return notFound("no webhook at this URL")
 		}
 		return unavailable("store", err)
+	}
+
+	// Read into a buffer sized for the declared length: no growing and copying on the way.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxBody))
+	body := buf.Bytes()
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return invalid("", "reading the request body: %v", err)
 	}
 	// A connector missing from the tree (removed or renamed while the integration stays) is
 	// a 503: the sender keeps its events and retries while an operator fixes the tree.
