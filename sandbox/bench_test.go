@@ -140,3 +140,27 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLazyJSON measures what a JSON body costs before the script reads it: the one
+// scan that checks it and indexes its top level (lazyjson.go), against json.Valid alone.
+func BenchmarkLazyJSON(b *testing.B) {
+	body := []byte(webhookBody)
+	b.Run("scan", func(b *testing.B) {
+		in := newTestInstance(b)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := in.lazyJSON(body, false); !ok {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if !json.Valid(body) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}

@@ -482,12 +482,28 @@ func (s *jsonDecoder) skipKey() bool {
 	return s.next(':')
 }
 
+// stringStop tells the bytes a string's scan stops at: its end, an escape, and the control
+// characters JSON refuses in strings.
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // skipString moves past the string at s.pos.
 func (s *jsonDecoder) skipString() bool {
 	if !s.next('"') {
 		return false
 	}
 	for s.pos < len(s.data) {
+		for s.pos < len(s.data) && !stringStop[s.data[s.pos]] {
+			s.pos++
+		}
+		if s.pos >= len(s.data) {
+			return false
+		}
 		c := s.data[s.pos]
 		s.pos++
 		switch {
