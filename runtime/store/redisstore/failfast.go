@@ -12,6 +12,10 @@ import (
 // deadline bounds the socket reads and writes too (ContextTimeoutEnabled; without it
 // go-redis ignores deadlines once a command is on the wire). Callers that must answer
 // quickly (ingest) give their calls a deadline of their own on top.
+//
+// They also speak RESP2 unless the URL asks for another protocol: the store uses nothing of
+// RESP3, under which go-redis looks for push notifications around every command and
+// pipeline.
 const (
 	dialTimeout = time.Second
 	ioTimeout   = 2 * time.Second
@@ -22,6 +26,9 @@ const (
 )
 
 func failFast(o *redis.Options) {
+	if o.Protocol == 0 {
+		o.Protocol = 2
+	}
 	o.ContextTimeoutEnabled = true
 	o.DialTimeout = orDefault(o.DialTimeout, dialTimeout)
 	o.ReadTimeout = orDefault(o.ReadTimeout, ioTimeout)
@@ -33,6 +40,9 @@ func failFast(o *redis.Options) {
 }
 
 func failFastCluster(o *redis.ClusterOptions) {
+	if o.Protocol == 0 {
+		o.Protocol = 2
+	}
 	o.ContextTimeoutEnabled = true
 	o.DialTimeout = orDefault(o.DialTimeout, dialTimeout)
 	o.ReadTimeout = orDefault(o.ReadTimeout, ioTimeout)
