@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"maps"
 	"testing"
+
+	"github.com/dop251/goja"
 )
 
 // webhookBody is a typical ~1 KB webhook delivery.
@@ -163,4 +165,33 @@ func BenchmarkLazyJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkFreshRuntimeFloor is the least a fresh runtime per call could cost (the other
+// way to isolate calls than freezing, see harden.go): a bare goja runtime, the module
+// loaded and handle called, with no allow-listed globals, library or limits. Compare
+// BenchmarkCallPooled/pool-body, the same call on a pooled, frozen runtime.
+func BenchmarkFreshRuntimeFloor(b *testing.B) {
+	s := mustCompile(b, benchHandle)
+	b.ReportAllocs()
+	for b.Loop() {
+		vm := goja.New()
+		v, err := vm.RunProgram(s.program)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wrapper, _ := goja.AssertFunction(v)
+		exports, err := wrapper(goja.Undefined(), vm.ToValue(func(goja.FunctionCall) goja.Value { return nil }))
+		if err != nil {
+			b.Fatal(err)
+		}
+		handle, _ := goja.AssertFunction(exports.ToObject(vm).Get("default"))
+		arg := vm.NewObject()
+		if err := arg.Set("data", vm.ToValue(map[string]any{"from_user_id": "u1"})); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := handle(goja.Undefined(), arg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"runtime"
 	"testing"
+
+	"github.com/dop251/goja"
 )
 
 // BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime: the live heap
@@ -40,6 +42,42 @@ func BenchmarkIdleRuntime(b *testing.B) {
 					}
 				}
 				keep = append(keep, in)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(keep)
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
+		})
+	}
+}
+
+// BenchmarkFreezeCost reports what freezing costs on a bare goja runtime, as B/runtime: goja
+// builds its built-ins lazily (a new runtime holds ~1.5 KB), and freezing a prototype makes
+// it build every method of it first. This is the floor under BenchmarkIdleRuntime/frozen:
+// the intrinsics a script reaches through syntax alone must be frozen on every pooled
+// runtime (harden.go).
+func BenchmarkFreezeCost(b *testing.B) {
+	for _, c := range []struct{ name, src string }{
+		{"bare", ``},
+		{"Object", `Object.freeze(Object); Object.freeze(Object.prototype)`},
+		{"Array.prototype", `Object.freeze(Array.prototype)`},
+		{"String.prototype", `Object.freeze(String.prototype)`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			const n = 200
+			p := goja.MustCompile(c.name, c.src, true)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			keep := make([]*goja.Runtime, 0, n)
+			for range n {
+				vm := goja.New()
+				if _, err := vm.RunProgram(p); err != nil {
+					b.Fatal(err)
+				}
+				keep = append(keep, vm)
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)
