@@ -322,26 +322,27 @@ type lazyArray struct {
 // reports whether a.raw is exactly one valid JSON array.
 func (a *lazyArray) scan(depth int) bool {
 	s := jsonDecoder{in: a.in, data: a.raw, pos: 1}
-	ok := func() bool {
-		if s.skipSpace(); s.next(']') {
-			return true
+	if s.skipSpace(); s.next(']') {
+		return a.scanned(s.pos == len(s.data))
+	}
+	for {
+		s.skipSpace()
+		start := s.pos
+		if !s.skipValue(depth) {
+			return false
 		}
-		for {
-			s.skipSpace()
-			start := s.pos
-			if !s.skipValue(depth) {
-				return false
-			}
-			a.raws = append(a.raws, s.data[start:s.pos])
-			s.skipSpace()
-			if s.next(',') {
-				continue
-			}
-			return s.next(']')
+		a.raws = append(a.raws, s.data[start:s.pos])
+		s.skipSpace()
+		if s.next(',') {
+			continue
 		}
-	}()
+		return s.next(']') && a.scanned(s.pos == len(s.data))
+	}
+}
+
+func (a *lazyArray) scanned(ok bool) bool {
 	a.vals = make([]goja.Value, len(a.raws))
-	return ok && s.pos == len(s.data)
+	return ok
 }
 
 func (a *lazyArray) Len() int { return len(a.vals) }
