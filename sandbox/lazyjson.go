@@ -126,6 +126,11 @@ type lazyObject struct {
 	pos  map[string]int // index of each key, for objects too long to search
 }
 
+// searchedKeys is how many keys an object may have and still be searched key by key; a
+// longer one gets an index (pos). Up to here a search is quicker than building the map,
+// and most webhook bodies have fewer keys at their top level.
+const searchedKeys = 16
+
 // scan finds the members of the object, depth containers deep counting itself, and
 // reports whether o.raw is exactly one valid JSON object.
 func (o *lazyObject) scan(depth int) bool {
@@ -157,7 +162,7 @@ func (o *lazyObject) scan(depth int) bool {
 			o.raws = append(o.raws, s.data[start:s.pos])
 			if o.pos != nil {
 				o.pos[key] = len(o.keys) - 1
-			} else if len(o.keys) > 8 {
+			} else if len(o.keys) > searchedKeys {
 				o.indexAll()
 			}
 			indexKeys = indexKeys || isArrayIndex(key)
@@ -273,7 +278,7 @@ func (o *lazyObject) Set(key string, val goja.Value) bool {
 		o.keys = slices.Insert(o.keys[:len(o.keys):len(o.keys)], i, key)
 		o.raws = slices.Insert(o.raws[:len(o.raws):len(o.raws)], i, nil)
 		o.vals = slices.Insert(o.vals[:len(o.vals):len(o.vals)], i, val)
-		if o.pos != nil || len(o.keys) > 8 {
+		if o.pos != nil || len(o.keys) > searchedKeys {
 			o.indexAll()
 		}
 		return true
@@ -281,7 +286,7 @@ func (o *lazyObject) Set(key string, val goja.Value) bool {
 	o.keys = append(o.keys, key)
 	o.raws = append(o.raws, nil)
 	o.vals = append(o.vals, val)
-	if o.pos != nil || len(o.keys) > 8 {
+	if o.pos != nil || len(o.keys) > searchedKeys {
 		if o.pos == nil {
 			o.indexAll()
 		}

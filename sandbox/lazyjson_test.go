@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,23 +39,33 @@ const ops = (d) => {
   d.list.push({ id: 4 }); d.list.unshift({ id: 0 }); log(d.list.pop()); log(d.list.shift()); log(d.list)
   d.list.splice(1, 1, { id: 9 }); d.list.reverse(); log(d.list)
   d.a.b.length = 2; log(d.a.b); d.a.b[4] = 'far'; log(d.a.b); log(d.a.b.length)
-  delete d.z; d.z = 'back'; d.new = [1]; d['7'] = 'seven'; log(Object.keys(d)); log(d)
+  delete d.z; d.z = 'back'; d.new = [1]; log(d.new); d['7'] = 'seven'; log(Object.keys(d)); log(d)
   delete d.a.e; d.a.n = { now: 'set' }; log(d.a)
   return out
 }
 export default ({ data, rawBody }) => ({ lazy: ops(data), plain: ops(JSON.parse(rawBody)) })`
-	got, err := callOnPool(t, src, Config{}, map[string]any{"data": json.RawMessage(lazyBody), "rawBody": lazyBody})
-	if err != nil {
-		t.Fatal(err)
+	// The same with more keys than an object is searched by (searchedKeys), so that it is
+	// indexed, and a key repeated after that.
+	var long strings.Builder
+	long.WriteString(lazyBody[:len(lazyBody)-1])
+	for i := range 2 * searchedKeys {
+		fmt.Fprintf(&long, `, "k%d": %d`, i, i)
 	}
-	m := got.(map[string]any)
-	lazy, plain := m["lazy"].([]any), m["plain"].([]any)
-	if len(lazy) != len(plain) || len(lazy) < 50 {
-		t.Fatalf("%d results from data, %d from JSON.parse", len(lazy), len(plain))
-	}
-	for i := range lazy {
-		if lazy[i] != plain[i] {
-			t.Errorf("operation %d: data gives %v, JSON.parse gives %v", i, lazy[i], plain[i])
+	long.WriteString(`, "k30": "again", "11": "eleven"}`)
+	for name, body := range map[string]string{"short": lazyBody, "long": long.String()} {
+		got, err := callOnPool(t, src, Config{}, map[string]any{"data": json.RawMessage(body), "rawBody": body})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := got.(map[string]any)
+		lazy, plain := m["lazy"].([]any), m["plain"].([]any)
+		if len(lazy) != len(plain) || len(lazy) < 50 {
+			t.Fatalf("%s: %d results from data, %d from JSON.parse", name, len(lazy), len(plain))
+		}
+		for i := range lazy {
+			if lazy[i] != plain[i] {
+				t.Errorf("%s: operation %d: data gives %v, JSON.parse gives %v", name, i, lazy[i], plain[i])
+			}
 		}
 	}
 }
