@@ -32,14 +32,15 @@ import (
 // Freezing an intrinsic makes goja materialise it (goja builds globals and built-in
 // methods lazily), which costs memory on every pooled runtime: an idle pooled runtime
 // holds about 340 KB, against 160 KB for one whose intrinsics stay writable, and about
-// 660 KB once every family below is frozen too (BenchmarkIdleRuntime); freezing
-// Array.prototype alone costs 38 KiB on a bare runtime (BenchmarkFreezeCost). The other
-// way to isolate calls, a fresh runtime per call, costs at least 34 µs more per call than
-// a pooled one (BenchmarkFreshRuntimeFloor), which is more than a third of what an
-// ingest request costs in all. Intrinsics a
-// script can reach without naming a global — Object, Function, Array, String, Number,
-// Boolean, Symbol, BigInt, Promise, RegExp, the errors, JSON, Reflect — are frozen when the
-// runtime is made. The others (Math, Date, Map and Set, Proxy, the binary types and the
+// 660 KB once every family below is frozen too (BenchmarkIdleRuntime). Freezing
+// Array.prototype alone costs 38 KiB on a bare runtime, and what syntax alone reaches 188
+// KiB (BenchmarkFreezeCost). The other way to isolate calls, a fresh runtime per call,
+// costs at least 34 µs more per call than a pooled one (BenchmarkFreshRuntimeFloor), more
+// than a third of what an ingest request costs in all.
+//
+// Intrinsics a script can reach without naming a global — Object, Function, Array,
+// String, Number, Boolean, Symbol, BigInt, Promise, RegExp, the errors, JSON, Reflect — are
+// frozen when the runtime is made. The others (Math, Date, Map and Set, Proxy, the binary types and the
 // whole script library) sit behind a getter on the global object that, on first access,
 // builds, prepares and freezes that family before handing it out; a family a script never
 // names is never built. Every path to such an intrinsic goes through its global (or

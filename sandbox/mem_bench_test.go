@@ -64,6 +64,9 @@ func BenchmarkFreezeCost(b *testing.B) {
 		{"Object", `Object.freeze(Object); Object.freeze(Object.prototype)`},
 		{"Array.prototype", `Object.freeze(Array.prototype)`},
 		{"String.prototype", `Object.freeze(String.prototype)`},
+		// Everything a script reaches through syntax alone, frozen with the least code:
+		// the floor of a frozen pooled runtime, whatever else it holds.
+		{"syntax-reachable", freezeSyntaxReachable},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const n = 200
@@ -88,3 +91,23 @@ func BenchmarkFreezeCost(b *testing.B) {
 		})
 	}
 }
+
+const freezeSyntaxReachable = `(function () {
+  const freeze = Object.freeze, isFrozen = Object.isFrozen, proto = Object.getPrototypeOf
+  const describe = Object.getOwnPropertyDescriptor, ownKeys = Reflect.ownKeys
+  const todo = [Object, Function, Array, String, Number, Boolean, Symbol, BigInt, Promise, RegExp,
+    Error, TypeError, RangeError, SyntaxError, ReferenceError, URIError, AggregateError,
+    proto([][Symbol.iterator]()), proto(''[Symbol.iterator]()), proto('a'.matchAll(/a/g)),
+    proto(function* () {}), proto(async function () {})]
+  while (todo.length > 0) {
+    const o = todo.pop()
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || isFrozen(o)) continue
+    freeze(o)
+    todo.push(proto(o))
+    for (const k of ownKeys(o)) {
+      const d = describe(o, k)
+      if ('value' in d) todo.push(d.value)
+      else todo.push(d.get, d.set)
+    }
+  }
+})()`
