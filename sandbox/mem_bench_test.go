@@ -7,8 +7,7 @@ import (
 	"github.com/dop251/goja"
 )
 
-// BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime: the live heap
-// after making 200 runtimes, over 200. "frozen" is a pool's runtime with the module
+// BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime. "frozen" is a pool's runtime with the module
 // loaded, "after-call" the same once it has served a call (which touched the library), and
 // "every-family" the same once its script has named every lazily frozen global (what
 // freezing everything costs), and "unfrozen" a runtime with writable intrinsics
@@ -18,12 +17,7 @@ func BenchmarkIdleRuntime(b *testing.B) {
 	arg := benchArg(b)
 	for _, mode := range []string{"frozen", "after-call", "every-family", "unfrozen"} {
 		b.Run(mode, func(b *testing.B) {
-			const n = 200
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			keep := make([]*instance, 0, n)
-			for range n {
+			reportHeapPerRuntime(b, func() any {
 				in, err := newInstance(s, discardLogger(), Limits{}, mode != "unfrozen")
 				if err != nil {
 					b.Fatal(err)
@@ -41,16 +35,29 @@ func BenchmarkIdleRuntime(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				keep = append(keep, in)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			runtime.KeepAlive(keep)
-			for b.Loop() {
-			}
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
+				return in
+			})
 		})
 	}
+}
+
+// reportHeapPerRuntime reports the heap each of 200 runtimes made by newRuntime holds, as
+// B/runtime: the live heap after making them all, over 200.
+func reportHeapPerRuntime(b *testing.B, newRuntime func() any) {
+	const n = 200
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	keep := make([]any, 0, n)
+	for range n {
+		keep = append(keep, newRuntime())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	for b.Loop() {
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
 }
 
 // BenchmarkFreezeCost reports what freezing costs on a bare goja runtime, as B/runtime: goja
@@ -69,25 +76,14 @@ func BenchmarkFreezeCost(b *testing.B) {
 		{"syntax-reachable", freezeSyntaxReachable},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			const n = 200
 			p := goja.MustCompile(c.name, c.src, true)
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			keep := make([]*goja.Runtime, 0, n)
-			for range n {
+			reportHeapPerRuntime(b, func() any {
 				vm := goja.New()
 				if _, err := vm.RunProgram(p); err != nil {
 					b.Fatal(err)
 				}
-				keep = append(keep, vm)
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			runtime.KeepAlive(keep)
-			for b.Loop() {
-			}
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/runtime")
+				return vm
+			})
 		})
 	}
 }
