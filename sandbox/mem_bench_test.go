@@ -7,11 +7,11 @@ import (
 	"github.com/dop251/goja"
 )
 
-// BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime. "frozen" is a pool's runtime with the module
-// loaded, "after-call" the same once it has served a call (which touched the library), and
-// "every-family" the same once its script has named every lazily frozen global (what
-// freezing everything costs), and "unfrozen" a runtime with writable intrinsics
-// (CallOnce's).
+// BenchmarkIdleRuntime reports the heap an idle runtime holds, as B/runtime. "frozen" is a
+// pool's runtime with the module loaded, "after-call" the same once it has served a call
+// (which touched the library), "every-family" the same once its script has named every
+// lazily frozen global (what freezing everything costs), and "unfrozen" a runtime with
+// writable intrinsics (CallOnce's).
 func BenchmarkIdleRuntime(b *testing.B) {
 	s := mustCompile(b, benchHandle)
 	arg := benchArg(b)
