@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-run/switchboard/runtime/bus"
 	"github.com/switchboard-run/switchboard/runtime/connector"
 	"github.com/switchboard-run/switchboard/runtime/router"
+	"github.com/switchboard-run/switchboard/runtime/server/servertest"
 	"github.com/switchboard-run/switchboard/runtime/store"
 	"github.com/switchboard-run/switchboard/runtime/store/embedded"
 )
@@ -105,10 +106,7 @@ func newIngestBench(b *testing.B) (http.Handler, string) {
 	if err != nil {
 		b.Fatalf("opening the embedded store: %v", err)
 	}
-	nats, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatalf("starting nats: %v", err)
-	}
+	nats := servertest.StartNATS(b)
 	bs, err := nats.Connect(ctx, bus.Config{})
 	if err != nil {
 		b.Fatalf("connecting to nats: %v", err)
@@ -117,7 +115,6 @@ func newIngestBench(b *testing.B) (http.Handler, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		bs.Close(ctx)
-		nats.Shutdown(ctx)
 		st.Close(ctx)
 	})
 
